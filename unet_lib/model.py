@@ -5,7 +5,8 @@ Blocks first, then the network; ``UNet.forward`` reads like the paper's figure.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +123,7 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)  # (B, f, H/2^(i+1), W/2^(i+1)), odd sizes round down
         x = self.bottleneck(x)  # (B, 2*f_last, H/2^depth, W/2^depth)
-        for upconv, up, skip in zip(self.upconvs, self.ups, reversed(skips)):
+        for upconv, up, skip in zip(self.upconvs, self.ups, reversed(skips), strict=True):
             x = upconv(x)  # (B, f, 2h, 2w)
             dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
             if dh or dw:

@@ -1,0 +1,155 @@
+"""Saving and loading checkpoints, and loading the original project's ``.h5`` files.
+
+A checkpoint is a plain dict of tensors and Python values (model, optimizer, scheduler, epoch,
+config, metrics, class names...), written to a temporary file and renamed, so a crash never
+leaves a half-written file. Loading uses ``weights_only=True``: a file crafted to run code on
+load is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unet_lib.errors import InputError
+from unet_lib.model import UNet
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``), with one clear error per bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint file not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
+        raise InputError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain values ({first[:160]})"
+        ) from None
+    except Exception as err:  # a damaged zip or pickle stream surfaces as many exception types
+        raise InputError(
+            f"{path}: not a readable checkpoint, truncated or corrupt ({str(err).splitlines()[0][:160]})"
+        ) from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: not a checkpoint: expected a dict, found {type(state).__name__}")
+    return state
+
+
+def _state_dict_of(state: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    if "model" in state and isinstance(state["model"], dict):
+        return state["model"]
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return state  # a bare state_dict, as the original project saved
+    raise InputError(f"{path}: not a U-Net checkpoint: no 'model' weights inside (keys: {sorted(state)[:6]})")
+
+
+def infer_arch(state_dict: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """Read a U-Net's constructor arguments off its weights' shapes."""
+    try:
+        depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("downs."))
+        features = [state_dict[f"downs.{i}.conv.0.weight"].shape[0] for i in range(depth)]
+        in_channels = state_dict["downs.0.conv.0.weight"].shape[1]
+        num_classes = state_dict["final_conv.weight"].shape[0]
+    except (KeyError, ValueError, IndexError):
+        raise InputError(
+            f"{path}: not a U-Net state_dict: expected keys downs.N.conv.0.weight and final_conv.weight"
+        ) from None
+    block = (
+        "residual" if "downs.0.shortcut.0.weight" in state_dict or "downs.0.conv.3.bias" not in state_dict else "double"
+    )
+    upsample = "transpose" if "upconvs.0.weight" in state_dict else "bilinear"
+    return dict(in_channels=in_channels, num_classes=num_classes, features=features, block=block, upsample=upsample)
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> None:
+    """Load ``state_dict`` into ``model``, explaining any mismatch in one line."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong:
+        arch = getattr(model, "arch", {})
+        found = infer_arch(state_dict, path) if "final_conv.weight" in state_dict else {}
+        differs = [f"{k}={found[k]} in the file vs {arch[k]} here" for k in arch if k in found and found[k] != arch[k]]
+        detail = "; ".join(differs) or (
+            f"{len(missing)} missing keys (e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]}), "
+            f"{len(wrong)} of another shape (e.g. {wrong[:1]})"
+        )
+        raise InputError(f"{path}: checkpoint does not fit this model: {detail}")
+    model.load_state_dict(state_dict)
+
+
+def model_from_checkpoint(
+    path: str | Path, num_classes: int | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[UNet, dict[str, Any]]:
+    """Build the U-Net a checkpoint describes and load its weights.
+
+    Args:
+        path: A checkpoint written by this project, or an original project ``.h5`` file.
+        num_classes: If given, the class count the caller expects; another one is an error.
+
+    Returns:
+        ``(model in eval mode, the checkpoint dict)``; for a bare state_dict the dict has only
+        ``model`` and ``arch``.
+    """
+    path = Path(path)
+    state = load_checkpoint(path, map_location)
+    state_dict = _state_dict_of(state, path)
+    arch = state.get("arch") or infer_arch(state_dict, path)
+    if num_classes is not None and arch["num_classes"] != num_classes:
+        raise InputError(
+            f"{path}: checkpoint predicts {arch['num_classes']} classes, expected {num_classes} for this data"
+        )
+    model = UNet(**arch)
+    load_weights(model, state_dict, path)
+    if state is state_dict:
+        state = {"model": state_dict, "arch": arch}
+    return model.eval(), state
+
+
+def load_original(path: str | Path) -> UNet:
+    """Load a model saved by the original project (``torch.save(model.state_dict())`` in a ``.h5`` file).
+
+    Its Carvana model has 1 class, its Cityscapes model 34 (the labelIds); the class count and the
+    widths are read off the weights.
+    """
+    model, _ = model_from_checkpoint(path)
+    return model
+
+
+def new_run_dir(base: str | Path, prefix: str = "run") -> Path:
+    """A fresh folder ``base/<prefix>-NNN`` that does not exist yet, so nothing is ever overwritten."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name.rsplit("-", 1)[1]) for p in base.glob(f"{prefix}-*") if p.name.rsplit("-", 1)[1].isdigit()]
+    number = max(taken, default=0) + 1
+    while True:
+        path = base / f"{prefix}-{number:03d}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            number += 1

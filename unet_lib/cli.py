@@ -1,0 +1,170 @@
+"""The command line: ``python -m unet_lib {sample-data,train,evaluate,predict,demo} ...``.
+
+A user's mistake ends in one line on stderr naming the file or argument, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from unet_lib.config import RECIPES, TrainConfig, recipe
+from unet_lib.errors import InputError
+
+EPILOG = """examples:
+  python -m unet_lib sample-data carvana data/carvana --cars 8
+  python -m unet_lib train carvana --data data/carvana --recipe recommended --epochs 20
+  python -m unet_lib evaluate --checkpoint models/carvana/run-001/best.pt --data data/carvana
+  python -m unet_lib predict --checkpoint models/carvana/run-001/best.pt data/carvana/test --out predictions
+  python -m unet_lib demo"""
+
+
+def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
+    """Parse ``"320x480"`` into a pair of positive ints (in the order the option documents)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected {order} with two positive integers, e.g. 320x480, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def parse_features(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths, e.g. 16,32,64,128, got {text!r}")
+    return values
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m unet_lib",
+        description="U-Net semantic segmentation on Carvana and Cityscapes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("sample-data", help="write procedurally generated data in the real on-disk formats")
+    p.add_argument("dataset", choices=["carvana", "cityscapes"])
+    p.add_argument("dir", type=Path, help="folder to write, e.g. data/carvana")
+    p.add_argument(
+        "--cars", type=positive_int, default=8, help="carvana: number of training cars, 16 views each (default 8)"
+    )
+    p.add_argument("--images", type=positive_int, default=6, help="cityscapes: images per split (default 6)")
+    p.add_argument(
+        "--size",
+        type=lambda t: parse_size(t, "WxH"),
+        help="width x height of the files (default: the real 1918x1280 / 2048x1024)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty folder")
+
+    p = commands.add_parser("train", help="train a U-Net")
+    p.add_argument("dataset", choices=["carvana", "cityscapes"])
+    p.add_argument("--data", type=Path, help="dataset folder (default data/<dataset>)")
+    p.add_argument(
+        "--recipe", choices=sorted(RECIPES), help="named recipe (default: recommended / cityscapes-recommended)"
+    )
+    p.add_argument("--size", type=parse_size, help="height x width the network sees, e.g. 320x480")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--features", type=parse_features, help="encoder widths, e.g. 16,32,64,128")
+    p.add_argument("--limit", type=positive_int, help="use only the first N training and validation images")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=positive_int, help="CPU threads (fix it to compare runs bit for bit)")
+    p.add_argument("--out", type=Path, help="run folder (default: a new models/<dataset>/run-NNN)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = commands.add_parser("evaluate", help="score a checkpoint on a dataset split")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a .pt from train, or an original project .h5")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="val", help="split to score (default val)")
+    p.add_argument("--size", type=parse_size, help="height x width (default: the checkpoint's, 320x480 for .h5 files)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--quiet", action="store_true")
+
+    p = commands.add_parser("predict", help="predict masks at the input's original resolution")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    p.add_argument("--out", type=Path, required=True, help="folder for <name>_mask.png and <name>_overlay.jpg")
+    p.add_argument("--size", type=parse_size, help="height x width the network sees (default: the checkpoint's)")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped prediction")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    p = commands.add_parser("demo", help="the main job: sample data if needed, train, evaluate, baselines, figure")
+    p.add_argument("--data", type=Path, default=Path("data/carvana"))
+    p.add_argument("--models", type=Path, default=Path("models/demo"), help="a new run-NNN folder is made here")
+    p.add_argument("--epochs", type=positive_int, help="override the demo recipe's epoch count")
+    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig for ``train``: a recipe, then any option given on the command line."""
+    name = args.recipe or ("recommended" if args.dataset == "carvana" else "cityscapes-recommended")
+    config = recipe(name)
+    if config.dataset != args.dataset:
+        raise InputError(f"--recipe {name}: is a {config.dataset} recipe, but the dataset is {args.dataset}")
+    overrides = {
+        "data_dir": str(args.data or Path("data") / args.dataset),
+        "image_size": args.size,
+        "num_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "features": args.features,
+        "limit": args.limit,
+        "num_workers": args.workers,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from unet_lib import commands  # heavy imports (torch) only once the arguments are valid
+
+    try:
+        return getattr(commands, args.command.replace("-", "_"))(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except commands.TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted; continue a training run with --resume", file=sys.stderr)
+        return 130
+
+
+def print_metrics(metrics: dict, as_json: bool = False) -> None:
+    """Metrics as JSON, or as an aligned two-column table."""
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:<22} {value:.4f}")
+        elif not isinstance(value, (list, dict)):
+            print(f"  {key:<22} {value}")

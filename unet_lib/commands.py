@@ -1,0 +1,203 @@
+"""What each command-line command does; ``unet_lib.cli`` parses the arguments and calls these."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, new_run_dir
+from unet_lib.cli import print_metrics, train_config
+from unet_lib.config import TrainConfig
+from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders, class_names_for
+from unet_lib.engine import TrainingDiverged, best_metric_name, build_model, fit, pick_device, seed_everything
+from unet_lib.engine import evaluate as evaluate_model
+from unet_lib.errors import InputError
+from unet_lib.losses import make_loss
+
+__all__ = ["TrainingDiverged", "demo", "evaluate", "predict", "sample_data", "train"]
+
+
+def sample_data(args: argparse.Namespace) -> int:
+    from unet_lib.data.sample import write_carvana_sample, write_cityscapes_sample
+
+    if args.dataset == "carvana":
+        ids = write_carvana_sample(
+            args.dir, num_cars=args.cars, size=args.size or (1918, 1280), seed=args.seed, overwrite=args.overwrite
+        )
+        print(f"wrote {len(ids)} training images of {args.cars} cars (+ test cars) to {args.dir}")
+    else:
+        write_cityscapes_sample(
+            args.dir, num_images=args.images, size=args.size or (2048, 1024), seed=args.seed, overwrite=args.overwrite
+        )
+        print(f"wrote {args.images} images per split to {args.dir}")
+    return 0
+
+
+def _init_distributed() -> tuple[bool, int]:
+    """Join the process group torchrun set up (RANK/WORLD_SIZE/LOCAL_RANK); returns (distributed, local_rank)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend)
+    return True, local_rank
+
+
+def train(args: argparse.Namespace) -> int:
+    config = train_config(args)
+    if args.resume:
+        if args.out is None:
+            raise InputError("--resume: also pass --out, the run folder to continue")
+        config = TrainConfig.from_dict(load_checkpoint(args.out / "last.pt")["config"])
+        config = dataclasses.replace(
+            config,
+            **{
+                k: getattr(args, a)
+                for k, a in (("device", "device"), ("num_workers", "workers"))
+                if getattr(args, a) is not None
+            },
+        )
+    distributed, local_rank = _init_distributed()
+    try:
+        seed_everything(config.seed, threads=args.threads)
+        device = (
+            torch.device("cuda", local_rank)
+            if distributed and torch.cuda.is_available()
+            else pick_device(config.device)
+        )
+        out = [
+            args.out
+            or (new_run_dir(Path("models") / config.dataset) if not distributed or dist.get_rank() == 0 else None)
+        ]
+        if distributed:
+            dist.broadcast_object_list(out, src=0)  # every rank writes (rank 0) or reads the same folder
+        out_dir = Path(out[0])
+        train_set, val_set = build_datasets(config)
+        train_loader, val_loader = build_loaders(config, train_set, val_set)
+        model = build_model(config).to(device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[local_rank] if device.type == "cuda" else None
+            )
+        rank0 = not distributed or dist.get_rank() == 0
+        if rank0:
+            print(f"training on {device} ({len(train_set)} train / {len(val_set)} val images) -> {out_dir}")
+        history = fit(
+            model,
+            train_loader,
+            val_loader,
+            make_loss(config.loss, config.num_classes),
+            config,
+            out_dir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            class_names=class_names_for(config),
+            progress=not args.quiet and rank0,
+        )
+        if rank0:
+            key = best_metric_name(config)
+            best = max(history, key=lambda row: row[key])
+            print(f"best {key} {best[key]:.4f} at epoch {best['epoch']}; checkpoints in {out_dir} (best.pt, last.pt)")
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+    return 0
+
+
+def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
+    """The config stored in a checkpoint, or one inferred for an original project .h5 file."""
+    arch = state["arch"]
+    if "config" in state:
+        config = TrainConfig.from_dict(state["config"])
+    elif arch["num_classes"] == 1:
+        config = TrainConfig(dataset="carvana", image_size=(320, 480), loss="bce", features=tuple(arch["features"]))
+    elif arch["num_classes"] == 19:
+        config = TrainConfig(dataset="cityscapes", image_size=(160, 320), loss="ce", features=tuple(arch["features"]))
+    else:
+        raise InputError(
+            f"{args.checkpoint}: a {arch['num_classes']}-class model; expected 1 (carvana) or 19 (cityscapes trainIds)"
+        )
+    return dataclasses.replace(config, data_dir=str(args.data), image_size=args.size or config.image_size)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
+    config = _config_for(state, args)
+    if config.dataset == "carvana":
+        dataset = CarvanaDataset(args.data, args.split, size=config.image_size, val_fraction=config.val_fraction)
+        if args.split == "test":
+            raise InputError("--split test: the Carvana test images have no masks to score against; use predict")
+    else:
+        dataset = CityscapesDataset(args.data, args.split, mode=config.mode, size=config.image_size)
+    loader = DataLoader(dataset, batch_size=args.batch_size)
+    metrics = evaluate_model(
+        model.to(device),
+        loader,
+        make_loss(config.loss, config.num_classes),
+        device,
+        config.num_classes,
+        config.threshold,
+        progress=not args.quiet,
+    )
+    result = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(dataset), **metrics}
+    if "iou" in metrics and isinstance(metrics["iou"], list):
+        result["iou"] = dict(zip(class_names_for(config), metrics["iou"], strict=True))
+    if not args.json:
+        print(
+            f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, {config.image_size[0]}x{config.image_size[1]}):"
+        )
+    print_metrics(result, as_json=args.json)
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from unet_lib.predict import collect_inputs, predict_file, save_mask_png
+    from unet_lib.viz import colorize_trainids, overlay_mask
+
+    device = pick_device(args.device)
+    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
+    config = _config_for(state, argparse.Namespace(checkpoint=args.checkpoint, data=Path("."), size=args.size))
+    files = collect_inputs(args.inputs)
+    outputs = {f: (args.out / f"{f.stem}_mask.png", args.out / f"{f.stem}_overlay.jpg") for f in files}
+    if not args.overwrite:
+        existing = [p for pair in outputs.values() for p in pair if p.exists()]
+        if existing:
+            raise InputError(
+                f"{existing[0]}: already exists ({len(existing)} output files would be replaced); pass --overwrite or choose another --out"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    for path in tqdm(files, desc="predict", disable=len(files) < 2):
+        image, labels = predict_file(model, path, config.image_size, device, args.threshold, args.tta)
+        mask_path, overlay_path = outputs[path]
+        if config.num_classes == 1:
+            save_mask_png(labels, mask_path)
+            overlay = overlay_mask(image, labels.bool())
+        else:
+            colors = colorize_trainids(labels)
+            save_mask_png(labels, mask_path, scale=1)
+            overlay = (0.5 * image.float() + 0.5 * colors.float()).to(torch.uint8)
+        from PIL import Image
+
+        Image.fromarray(overlay.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
+    print(f"wrote {len(files)} masks and overlays to {args.out}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from unet_lib.demo import run_demo
+
+    return run_demo(args.data, args.models, epochs=args.epochs, threads=args.threads, progress=not args.quiet)

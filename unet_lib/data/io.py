@@ -1,0 +1,112 @@
+"""Reading images and masks from disk, with one clear error per bad file.
+
+JPEGs are decoded straight at a reduced scale when the network needs a smaller picture
+(libjpeg's DCT-domain scaling: 1918x1280 at 1/4 is 480x320), which is much faster than
+decoding at full size and resizing afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from unet_lib.errors import InputError
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError) as err:
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputError(f"{path}: empty file; expected a JPEG, PNG or GIF image") from None
+        raise InputError(
+            f"{path}: not a readable image, or truncated ({err.__class__.__name__}); expected a JPEG, PNG or GIF"
+        ) from None
+    return image
+
+
+def _load(image: Image.Image, path: Path) -> Image.Image:
+    """Decode now, so that a truncated or corrupt file fails here with its name."""
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise InputError(f"{path}: corrupt or truncated image ({err}); re-download or re-export it") from None
+    return image
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header only."""
+    path = Path(path)
+    with _open(path) as image:
+        return image.size
+
+
+def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Read an image as RGB.
+
+    Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted, not refused.
+
+    Args:
+        path: Image file.
+        min_size: ``(H, W)`` the caller will resize to; a JPEG is then decoded at the smallest
+            DCT scale (1/2, 1/4, 1/8) that is still at least this big.
+
+    Returns:
+        uint8 tensor [3, H, W].
+    """
+    path = Path(path)
+    image = _open(path)
+    if min_size is not None and image.format == "JPEG":
+        image.draft("RGB", (min_size[1], min_size[0]))  # PIL sizes are (W, H)
+    image = _load(image, path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """Map a mask with values in {0, 1} or {0, 255} to uint8 {0, 1}; refuse anything else."""
+    values = np.unique(array)
+    if set(values.tolist()) <= {0, 1}:
+        return array.astype(np.uint8)
+    if set(values.tolist()) <= {0, 255}:
+        return (array == 255).astype(np.uint8)
+    shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+    raise InputError(
+        f"{path}: mask has {len(values)} distinct values ({shown}); expected only {{0, 1}} or {{0, 255}}"
+        " (anti-aliased edges? threshold it, e.g. mask = mask >= 128, and save it as PNG or GIF)"
+    )
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a binary mask file (palette GIF with indices 0/1, or 8-bit 0/255 PNG) as uint8 {0, 1} [H, W]."""
+    path = Path(path)
+    image = _load(_open(path), path)
+    if image.mode == "P":
+        array = np.asarray(image)  # palette indices, as the Kaggle GIFs store them
+    elif image.mode in ("L", "1", "I", "I;16"):
+        array = np.asarray(image.convert("L") if image.mode == "1" else image)
+    else:
+        array = np.asarray(image.convert("L"))
+    if array.ndim != 2:
+        raise InputError(f"{path}: expected a single-channel mask, got shape {array.shape}")
+    return binarize_mask(array, path)
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """Read a single-channel 8-bit label PNG (e.g. Cityscapes labelIds) as uint8 [H, W]."""
+    path = Path(path)
+    image = _load(_open(path), path)
+    if image.mode not in ("L", "P"):
+        raise InputError(f"{path}: expected a single-channel 8-bit label image, got mode {image.mode}")
+    return np.array(image, dtype=np.uint8)

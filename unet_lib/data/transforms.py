@@ -1,0 +1,98 @@
+"""Joint image + mask transforms built on ``torchvision.transforms.v2``.
+
+The image travels as ``tv_tensors.Image`` and the mask as ``tv_tensors.Mask``: v2 then resizes
+the image bilinearly and the mask with nearest neighbour, and applies the *same* random flip or
+rotation to both. (Two plain tensors would leave the mask untouched, silently.)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from unet_lib.metrics import IGNORE_INDEX
+
+AugmentKind = Literal["none", "original", "default"]
+AUGMENTS = ("none", "original", "default")
+
+
+def _augmentations(kind: AugmentKind, mask_fill: int, color: bool) -> list[v2.Transform]:
+    if kind == "none":
+        return []
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
+    if kind == "original":
+        # The original project's recipe: flips (h 0.5, v 0.1) and rotations up to 35 degrees.
+        steps = [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.1), v2.RandomRotation(35, fill=fill)]
+    elif kind == "default":
+        # Milder and closer to how the data varies: cars stay upright, move and scale a little.
+        steps = [
+            v2.RandomHorizontalFlip(0.5),
+            v2.RandomAffine(degrees=5, translate=(0.05, 0.05), scale=(0.9, 1.1), fill=fill),
+        ]
+    else:
+        raise ValueError(f"augment: expected one of {AUGMENTS}, got {kind!r}")
+    if color:
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
+    return steps
+
+
+def build_transforms(
+    size: tuple[int, int] | None,
+    augment: AugmentKind | bool = "none",
+    mask_fill: int = 0,
+    color: bool = False,
+) -> v2.Compose:
+    """Transforms for an ``(image, mask)`` pair.
+
+    Args:
+        size: ``(H, W)`` to resize to, or None to keep the size.
+        augment: ``"none"``, ``"original"`` (the original project's flips and rotation) or
+            ``"default"`` (the recommended recipe); ``True`` means ``"default"``.
+        mask_fill: Mask value for pixels that rotation moves in from outside the picture:
+            0 (background) for Carvana, ``IGNORE_INDEX`` for Cityscapes.
+        color: Add colour jitter (used for Cityscapes).
+
+    Returns:
+        A ``v2.Compose`` taking ``(tv_tensors.Image uint8, tv_tensors.Mask)`` and returning the
+        image as float32 in [0, 1] and the mask unchanged in dtype.
+    """
+    if augment is True:
+        augment = "default"
+    elif augment is False:
+        augment = "none"
+    steps: list[v2.Transform] = []
+    if size is not None:
+        steps.append(v2.Resize(tuple(size), antialias=True))
+    steps += _augmentations(augment, mask_fill, color)
+    steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
+    return v2.Compose(steps)
+
+
+def apply(
+    transform: v2.Compose, image: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``transform`` on a uint8 image [3, H, W] and an optional mask [H, W].
+
+    Returns:
+        ``(image float [3, H', W'], mask int64 [H', W'] or None)`` as plain tensors.
+    """
+    if mask is None:
+        return transform(tv_tensors.Image(image)).as_subclass(torch.Tensor), None
+    image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+
+
+def resize_pair(
+    image: torch.Tensor, mask: torch.Tensor | None, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Resize a uint8 image [3, H, W] bilinearly (antialiased) and its mask [H, W] by nearest neighbour."""
+    image = v2.functional.resize(tv_tensors.Image(image), list(size), antialias=True).as_subclass(torch.Tensor)
+    if mask is not None:
+        mask = v2.functional.resize(tv_tensors.Mask(mask[None]), list(size)).as_subclass(torch.Tensor)[0]
+    return image, mask
+
+
+__all__ = ["AUGMENTS", "IGNORE_INDEX", "apply", "build_transforms", "resize_pair"]
