@@ -112,8 +112,8 @@ def model_from_checkpoint(
         num_classes: If given, the class count the caller expects; another one is an error.
 
     Returns:
-        ``(model in eval mode, the checkpoint dict)``; for a bare state_dict the dict has only
-        ``model`` and ``arch``.
+        ``(model in eval mode, the checkpoint dict)``, ``arch`` always filled in; for a bare
+        state_dict the dict has only ``model`` and ``arch``.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location)
@@ -126,7 +126,8 @@ def model_from_checkpoint(
     model = UNet(**arch)
     load_weights(model, state_dict, path)
     if state is state_dict:
-        state = {"model": state_dict, "arch": arch}
+        state = {"model": state_dict}
+    state = {**state, "arch": arch}
     return model.eval(), state
 
 

@@ -24,15 +24,15 @@ __all__ = ["TrainingDiverged", "demo", "evaluate", "predict", "sample_data", "tr
 
 
 def sample_data(args: argparse.Namespace) -> int:
-    from unet_lib.data.sample import write_carvana_sample, write_cityscapes_sample
+    from unet_lib.data import sample
 
     if args.dataset == "carvana":
-        ids = write_carvana_sample(
+        ids = sample.write_carvana_sample(
             args.dir, num_cars=args.cars, size=args.size or (1918, 1280), seed=args.seed, overwrite=args.overwrite
         )
         print(f"wrote {len(ids)} training images of {args.cars} cars (+ test cars) to {args.dir}")
     else:
-        write_cityscapes_sample(
+        sample.write_cityscapes_sample(
             args.dir, num_images=args.images, size=args.size or (2048, 1024), seed=args.seed, overwrite=args.overwrite
         )
         print(f"wrote {args.images} images per split to {args.dir}")
