@@ -37,6 +37,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:160] if lines else ""
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``), with one clear error per bad file."""
     path = Path(path)
@@ -45,13 +50,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
+        first = _first_line(err) or "unsafe content"
         raise InputError(
-            f"{path}: refused to load: the file holds objects other than tensors and plain values ({first[:160]})"
+            f"{path}: refused to load: the file holds objects other than tensors and plain values ({first})"
         ) from None
     except Exception as err:  # a damaged zip or pickle stream surfaces as many exception types
         raise InputError(
-            f"{path}: not a readable checkpoint, truncated or corrupt ({str(err).splitlines()[0][:160]})"
+            f"{path}: not a readable checkpoint, truncated or corrupt ({_first_line(err) or type(err).__name__})"
         ) from None
     if not isinstance(state, dict):
         raise InputError(f"{path}: not a checkpoint: expected a dict, found {type(state).__name__}")

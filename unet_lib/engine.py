@@ -254,6 +254,8 @@ def fit(
     history: list[dict[str, Any]] = []
     start_epoch, best = 0, -math.inf
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    for stale in out_dir.glob(".*.pt.*.tmp") if is_main_process() else ():
+        stale.unlink(missing_ok=True)  # left by a write that a crash cut short; never a checkpoint
     if resume and last_path.is_file():
         state = load_checkpoint(last_path, map_location=device)
         stored = TrainConfig.from_dict(state["config"])

@@ -175,14 +175,23 @@ class CarvanaDataset(Dataset):
                 return path
         return self.image_dir / f"{stem}.jpg"
 
+    def mask_source(self, index: int) -> Path:
+        """Where the mask of item ``index`` comes from: its mask file, or the RLE CSV."""
+        stem = self.ids[index]
+        if self.mask_dir is None:
+            return self.root / f"{self.image_dir.name}_masks.csv"
+        candidates = sorted(self.mask_dir.glob(f"{stem}_mask.*"))
+        return candidates[0] if candidates else self.mask_dir / f"{stem}_mask.gif"
+
     def read_mask(self, index: int) -> np.ndarray:
         """The full-resolution mask of item ``index``: uint8 {0, 1} [H, W]."""
-        stem = self.ids[index]
         if self.mask_dir is not None:
-            candidates = sorted(self.mask_dir.glob(f"{stem}_mask.*"))
-            return read_mask(candidates[0] if candidates else self.mask_dir / f"{stem}_mask.gif")
+            return read_mask(self.mask_source(index))
         width, height = image_size(self.image_path(index))
-        return rle_decode(self._rles[stem], (height, width))
+        try:
+            return rle_decode(self._rles[self.ids[index]], (height, width))
+        except InputError as err:
+            raise InputError(f"{self.mask_source(index)}: row {self.ids[index]}.jpg: {err}") from None
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decoded (and, with ``size``, resized) uint8 image and mask, before augmentation."""
@@ -196,7 +205,8 @@ class CarvanaDataset(Dataset):
             width, height = image_size(path)
             if tuple(mask.shape) != (height, width):
                 raise InputError(
-                    f"{path}: image is {width}x{height} but its mask is {mask.shape[1]}x{mask.shape[0]}; expected the same size"
+                    f"{path}: image is {width}x{height} but its mask {self.mask_source(index)} is "
+                    f"{mask.shape[1]}x{mask.shape[0]}; expected the same size"
                 )
         if self.size is not None:
             image, mask = resize_pair(image, mask, self.size)  # resized before caching: the cache stays small

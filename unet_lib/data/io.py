@@ -21,7 +21,9 @@ def _open(path: Path) -> Image.Image:
         image = Image.open(path)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError) as err:
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image header claims an implausibly large size; the file is corrupt") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:  # PIL's plugins raise all of these
         if path.is_file() and path.stat().st_size == 0:
             raise InputError(f"{path}: empty file; expected a JPEG, PNG or GIF image") from None
         raise InputError(
@@ -46,6 +48,19 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return image.size
 
 
+def _draft_request(size: tuple[int, int], min_size: tuple[int, int]) -> tuple[int, int]:
+    """The (W, H) to ask ``Image.draft`` for so that it picks the largest scale still >= ``min_size``.
+
+    libjpeg rounds the scaled size up (1918 / 4 -> 480) but PIL picks the scale by rounding down
+    (1918 // 480 = 3 -> 1/2), so asking for 480 wide directly would decode twice as many pixels.
+    """
+    width, height = size
+    for scale in (8, 4, 2):
+        if -(-width // scale) >= min_size[1] and -(-height // scale) >= min_size[0]:  # ceil division
+            return width // scale, height // scale
+    return width, height
+
+
 def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Read an image as RGB.
 
@@ -62,7 +77,7 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
     path = Path(path)
     image = _open(path)
     if min_size is not None and image.format == "JPEG":
-        image.draft("RGB", (min_size[1], min_size[0]))  # PIL sizes are (W, H)
+        image.draft("RGB", _draft_request(image.size, min_size))
     image = _load(image, path)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
@@ -76,6 +91,8 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
 
 def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
     """Map a mask with values in {0, 1} or {0, 255} to uint8 {0, 1}; refuse anything else."""
+    if array.dtype.kind in "ub" and array.size and array.max() <= 1:
+        return array.astype(np.uint8)  # the common case (Kaggle GIFs), without sorting every pixel
     values = np.unique(array)
     if set(values.tolist()) <= {0, 1}:
         return array.astype(np.uint8)

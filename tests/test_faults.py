@@ -1,0 +1,68 @@
+"""Faults: SIGKILL in the middle of training, then --resume, ends exactly where an uninterrupted run does."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import make_carvana_tree
+
+from unet_lib.checkpoint import load_checkpoint
+
+TRAIN = ["-m", "unet_lib", "train", "carvana", "--recipe", "demo", "--size", "32x48", "--features", "4,8"]
+TRAIN += ["--epochs", "6", "--batch-size", "4", "--threads", "1", "--quiet"]
+
+
+def train(data, out, *extra):
+    return subprocess.Popen(
+        [sys.executable, *TRAIN, "--data", str(data), "--out", str(out), *extra], stderr=subprocess.PIPE, text=True
+    )
+
+
+def every_checkpoint_loads(out):
+    """What is on disk under the real names is always a complete checkpoint; returns last.pt's epoch (0 if none)."""
+    epoch = 0
+    for name in ("last.pt", "best.pt"):
+        path = out / name
+        if not path.exists():
+            continue
+        state = load_checkpoint(path)  # raises if the file were partial or corrupt
+        assert {"model", "optimizer", "epoch"} <= set(state)
+        epoch = state["epoch"] if name == "last.pt" else epoch
+    return epoch
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    data = tmp_path / "data"
+    make_carvana_tree(data, cars=5, views=6, size=(96, 64))
+    straight = train(data, tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    rng = random.Random(int(os.environ.get("FAULT_SEED", time.time_ns())))
+    epoch_seconds = min(row["seconds"] for row in load_checkpoint(tmp_path / "straight" / "last.pt")["history"])
+    kill_epoch, kill_delay = rng.randint(1, 4), rng.uniform(0.0, 0.8 * epoch_seconds)
+    out = tmp_path / "killed"
+    run = train(data, out)
+    # Wait for a random epoch's checkpoint, checking what is on disk all along, then kill a little later.
+    while every_checkpoint_loads(out) < kill_epoch:
+        assert run.poll() is None, run.stderr.read()
+        time.sleep(0.01)
+    time.sleep(kill_delay)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=60)
+    every_checkpoint_loads(out)
+    epoch_at_kill = load_checkpoint(out / "last.pt")["epoch"]
+
+    resumed = train(data, out, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    expected, got = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(out / "last.pt")
+    assert got["epoch"] == 6 and 1 <= epoch_at_kill < 6
+    for key, value in expected["model"].items():
+        assert torch.equal(got["model"][key], value), key
+    assert got["metrics"]["val_dice"] == expected["metrics"]["val_dice"]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
