@@ -25,7 +25,7 @@ test: $(STAMP) browser-deps
 	$(BIN)/ruff format --check unet_lib tests benchmarks notebooks/*.py
 	bash .ci/check_notebook_pairs
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg notebooks/*.ipynb
+	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg notebooks/*.ipynb
 
 ## browser-deps: Debian's Chromium for the JupyterLab browser test
 browser-deps:
@@ -34,11 +34,12 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py
 
-## notebooks: re-execute every notebook in quick mode and store its outputs in the .ipynb
+## notebooks: regenerate each .ipynb from its .py and execute it in quick mode (the committed outputs)
 notebooks: $(STAMP)
-	for nb in notebooks/*.py; do \
-		$(BIN)/jupytext --to ipynb --update-metadata '{"jupytext":{"formats":"ipynb,py:percent"}}' -o $${nb%.py}.ipynb $$nb && \
-		UNET_QUICK=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $${nb%.py}.ipynb || exit 1; \
+	for py in notebooks/*.py; do \
+		$(BIN)/jupytext --quiet --to ipynb $$py && \
+		UNET_QUICK=1 $(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=900 $${py%.py}.ipynb || exit 1; \
 	done
 
 ## lab: JupyterLab on the notebooks, with the project's environment
