@@ -9,7 +9,7 @@ import torch
 from matplotlib import pyplot as plt
 from torch import nn
 
-from unet_lib import viz
+from unet_lib import viz, viz_layers
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 
@@ -82,7 +82,7 @@ def test_colorize_trainids_uses_the_cityscapes_colours():
 def test_activation_grid_shape_and_per_tile_range():
     act = torch.randn(10, 5, 6) * torch.arange(1, 11).view(10, 1, 1)  # every channel has its own scale
     act[3] = 7.0  # a constant channel
-    grid = viz.activation_grid(act, max_channels=9, padding=1)  # 3 x 3 tiles
+    grid = viz_layers.activation_grid(act, max_channels=9, padding=1)  # 3 x 3 tiles
     assert grid.shape == (3 * (5 + 1) + 1, 3 * (6 + 1) + 1)
     for i in range(9):
         r, c = divmod(i, 3)
@@ -95,15 +95,15 @@ def test_activation_grid_shape_and_per_tile_range():
             np.testing.assert_allclose(tile, expected.numpy(), atol=1e-6)
     inside = np.outer(np.arange(grid.shape[0]) % 6 != 0, np.arange(grid.shape[1]) % 7 != 0)  # borders every 6/7
     assert np.isnan(grid[~inside]).all() and not np.isnan(grid[inside]).any()
-    assert viz.activation_grid(act[None], max_channels=4, ncols=4).shape == (1 * 6 + 1, 4 * 7 + 1)
+    assert viz_layers.activation_grid(act[None], max_channels=4, ncols=4).shape == (1 * 6 + 1, 4 * 7 + 1)
 
 
 def test_activation_image_picks_a_channel_or_the_grid():
     act = torch.randn(4, 5, 6)
-    np.testing.assert_array_equal(viz.activation_image(act, channel=2), act[2].numpy())
-    assert viz.activation_image(act).shape == viz.activation_grid(act).shape
+    np.testing.assert_array_equal(viz_layers.activation_image(act, channel=2), act[2].numpy())
+    assert viz_layers.activation_image(act).shape == viz_layers.activation_grid(act).shape
     with pytest.raises(InputError, match="channel"):
-        viz.activation_image(act, channel=4)
+        viz_layers.activation_image(act, channel=4)
 
 
 def test_sample_and_prediction_figures():
@@ -181,14 +181,14 @@ def test_error_map_figure_has_a_legend():
 
 def test_activation_figures():
     act = torch.randn(1, 6, 8, 8)
-    for fig in (viz.plot_activation(act), viz.plot_activation(act[0], channel=5)):
+    for fig in (viz_layers.plot_activation(act), viz_layers.plot_activation(act[0], channel=5)):
         assert fig.axes[0].get_title()
         render(fig)
-    assert "channel 5 of 6" in viz.plot_activation(act, channel=5).axes[0].get_title()
+    assert "channel 5 of 6" in viz_layers.plot_activation(act, channel=5).axes[0].get_title()
 
-    rgb = viz.show_filters(nn.Conv2d(3, 8, 3))
+    rgb = viz_layers.show_filters(nn.Conv2d(3, 8, 3))
     assert rgb.axes[0].images[0].get_array().shape[-1] == 3 and rgb.axes[0].get_title()
-    grey = viz.show_filters(torch.randn(16, 8, 3, 3), max_filters=4, max_inputs=5)
+    grey = viz_layers.show_filters(torch.randn(16, 8, 3, 3), max_filters=4, max_inputs=5)
     ax = grey.axes[0]
     assert ax.images[0].get_array().shape == (4 * 4 + 1, 5 * 4 + 1)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("input channel", "output filter")
@@ -199,7 +199,7 @@ def test_activation_figures():
 def test_show_layer_figure():
     acts = {"downs.0": torch.randn(1, 4, 16, 16), "bottleneck": torch.randn(16, 4, 4), "ups.0": torch.randn(8, 8, 8)}
     mask = (torch.rand(16, 16) > 0.5).float()
-    fig = viz.show_layer_figure(torch.rand(3, 16, 16), torch.rand(1, 16, 16), acts, mask)
+    fig = viz_layers.show_layer_figure(torch.rand(3, 16, 16), torch.rand(1, 16, 16), acts, mask)
     assert titles(fig)[1:] == [
         "input",
         "prediction",
@@ -210,5 +210,5 @@ def test_show_layer_figure():
     ]
     np.testing.assert_allclose(fig.axes[3].images[0].get_array(), acts["bottleneck"].mean(0).numpy(), rtol=1e-6)
     render(fig)
-    fig = viz.show_layer_figure(torch.rand(3, 16, 16), torch.rand(16, 16), acts, channel=3)
+    fig = viz_layers.show_layer_figure(torch.rand(3, 16, 16), torch.rand(16, 16), acts, channel=3)
     assert len(fig.axes) == 5 and fig.axes[2].get_title() == "downs.0\nchannel 3 of 4"

@@ -15,7 +15,8 @@ from torch import nn
 
 from unet_lib.activations import capture, layer_names
 from unet_lib.errors import InputError
-from unet_lib.viz import activation_image, overlay_mask, plot_activation
+from unet_lib.viz import overlay_mask
+from unet_lib.viz_layers import activation_image, plot_activation
 
 
 def select_activation(acts: Mapping[str, torch.Tensor], layer: str, channel: int, grid: bool) -> np.ndarray:
