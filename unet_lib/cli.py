@@ -19,6 +19,8 @@ EPILOG = """examples:
   python -m unet_lib train carvana --data data/carvana --recipe recommended --epochs 20
   python -m unet_lib evaluate --checkpoint models/carvana/run-001/best.pt --data data/carvana
   python -m unet_lib predict --checkpoint models/carvana/run-001/best.pt data/carvana/test --out predictions
+  python -m unet_lib predict --checkpoint models/carvana/run-001/best.pt --data data/carvana --submission submission.csv
+  python -m unet_lib predict --checkpoint best.pt --data data/cityscapes --split val --format cityscapes --out results
   python -m unet_lib demo"""
 
 
@@ -97,19 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="split to score (default val)")
     p.add_argument("--size", type=parse_size, help="height x width (default: the checkpoint's, 320x480 for .h5 files)")
     p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument(
+        "--tta", action="store_true", help="cityscapes: score the flip-averaged prediction (carvana reports both)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding images (default 2)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true")
 
-    p = commands.add_parser("predict", help="predict masks at the input's original resolution")
+    p = commands.add_parser(
+        "predict",
+        help="predict masks at the input's original resolution",
+        description="Either INPUTS --out DIR (masks and overlays), or --data DIR --split SPLIT with "
+        "--submission CSV (Kaggle Carvana) or --out DIR (Cityscapes labelId PNGs for the official evaluator).",
+    )
     p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
-    p.add_argument("--out", type=Path, required=True, help="folder for <name>_mask.png and <name>_overlay.jpg")
+    p.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    p.add_argument("--out", type=Path, help="folder for <name>_mask.png and <name>_overlay.jpg, or Cityscapes results")
+    p.add_argument("--data", type=Path, help="dataset folder: predict a whole split instead of INPUTS")
+    p.add_argument("--split", default="test", help="split of --data to predict (default test)")
+    p.add_argument("--submission", type=Path, help="carvana: the Kaggle img,rle_mask CSV to write")
+    p.add_argument(
+        "--format",
+        choices=["png", "cityscapes"],
+        help="png: mask + overlay per input (default); cityscapes: labelId + colour PNGs of a --data split",
+    )
     p.add_argument("--size", type=parse_size, help="height x width the network sees (default: the checkpoint's)")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped prediction")
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding images (default 2)")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = commands.add_parser("demo", help="the main job: sample data if needed, train, evaluate, baselines, figure")
     p.add_argument("--data", type=Path, default=Path("data/carvana"))

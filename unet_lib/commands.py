@@ -9,16 +9,16 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
 from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, new_run_dir
+from unet_lib.cityscapes_eval import NUM_LABEL_IDS, evaluate_cityscapes, print_scores, write_cityscapes_predictions
 from unet_lib.cli import print_metrics, train_config
 from unet_lib.config import TrainConfig
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders, class_names_for
 from unet_lib.engine import TrainingDiverged, best_metric_name, build_model, fit, pick_device, seed_everything
-from unet_lib.engine import evaluate as evaluate_model
 from unet_lib.errors import InputError
 from unet_lib.losses import make_loss
+from unet_lib.submission import check_threshold, evaluate_carvana, write_submission
 
 __all__ = ["TrainingDiverged", "demo", "evaluate", "predict", "sample_data", "train"]
 
@@ -115,61 +115,83 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
-    """The config stored in a checkpoint, or one inferred for an original project .h5 file."""
+    """The config stored in a checkpoint, or one inferred for an original project .h5 file.
+
+    The original project's Cityscapes model has 34 outputs, read as labelIds (not trainIds).
+    """
     arch = state["arch"]
     if "config" in state:
         config = TrainConfig.from_dict(state["config"])
     elif arch["num_classes"] == 1:
         config = TrainConfig(dataset="carvana", image_size=(320, 480), loss="bce", features=tuple(arch["features"]))
-    elif arch["num_classes"] == 19:
+    elif arch["num_classes"] in (19, NUM_LABEL_IDS):
         config = TrainConfig(dataset="cityscapes", image_size=(160, 320), loss="ce", features=tuple(arch["features"]))
     else:
         raise InputError(
-            f"{args.checkpoint}: a {arch['num_classes']}-class model; expected 1 (carvana) or 19 (cityscapes trainIds)"
+            f"{args.checkpoint}: a {arch['num_classes']}-class model; expected 1 (carvana), 19 (cityscapes trainIds)"
+            f" or {NUM_LABEL_IDS} (cityscapes labelIds)"
         )
-    return dataclasses.replace(config, data_dir=str(args.data), image_size=args.size or config.image_size)
+    data = getattr(args, "data", None)
+    return dataclasses.replace(
+        config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
+    )
+
+
+def _load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, torch.device]:
+    """The model on its device, the checkpoint dict and its config, after checking the shared options."""
+    if args.workers < 0:
+        raise InputError(f"--workers: expected 0 or more DataLoader processes, got {args.workers}")
+    device = pick_device(args.device)
+    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
+    return model.to(device), state, _config_for(state, args), device
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    device = pick_device(args.device)
-    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
-    config = _config_for(state, args)
+    model, _, config, device = _load_for_inference(args)
+    common = dict(batch_size=args.batch_size, num_workers=args.workers, progress=not args.quiet)
     if config.dataset == "carvana":
-        dataset = CarvanaDataset(args.data, args.split, size=config.image_size, val_fraction=config.val_fraction)
         if args.split == "test":
             raise InputError("--split test: the Carvana test images have no masks to score against; use predict")
+        dataset = CarvanaDataset(args.data, args.split, size=config.image_size, val_fraction=config.val_fraction)
+        loss_fn = make_loss(config.loss, config.num_classes)
+        metrics = evaluate_carvana(model, dataset, device, config.threshold, loss_fn, **common)
     else:
-        dataset = CityscapesDataset(args.data, args.split, mode=config.mode, size=config.image_size)
-    loader = DataLoader(dataset, batch_size=args.batch_size)
-    metrics = evaluate_model(
-        model.to(device),
-        loader,
-        make_loss(config.loss, config.num_classes),
-        device,
-        config.num_classes,
-        config.threshold,
-        progress=not args.quiet,
-    )
+        dataset = CityscapesDataset(args.data, args.split, mode=config.mode)
+        metrics = evaluate_cityscapes(model, dataset, config.image_size, device, tta=args.tta, **common)
     result = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(dataset), **metrics}
-    if "iou" in metrics and isinstance(metrics["iou"], list):
-        result["iou"] = dict(zip(class_names_for(config), metrics["iou"], strict=True))
-    if not args.json:
-        print(
-            f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, {config.image_size[0]}x{config.image_size[1]}):"
-        )
-    print_metrics(result, as_json=args.json)
+    if args.json:
+        print_metrics(result, as_json=True)
+        return 0
+    height, width = config.image_size
+    print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, network at {height}x{width}):")
+    if config.dataset == "carvana":
+        print_metrics(result)
+    else:
+        print_scores(metrics)
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
+    check_threshold(args.threshold)
+    if args.data is not None:
+        if args.inputs:
+            raise InputError(f"{args.inputs[0]}: give either image files (INPUTS) or --data, not both")
+        return _predict_split(args)
+    if not args.inputs:
+        raise InputError("predict: expected image files or folders (INPUTS), or --data DIR for a whole split")
+    if args.submission is not None or args.format == "cityscapes":
+        raise InputError("--submission and --format cityscapes: predict a whole split, so pass --data DIR (not INPUTS)")
+    if args.out is None:
+        raise InputError("--out: expected a folder for the masks and overlays")
+
+    from PIL import Image
     from tqdm.auto import tqdm
 
+    from unet_lib.data.cityscapes import label_to_train_lut
     from unet_lib.predict import collect_inputs, predict_file, save_mask_png
     from unet_lib.viz import colorize_trainids, overlay_mask
 
-    device = pick_device(args.device)
-    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
-    config = _config_for(state, argparse.Namespace(checkpoint=args.checkpoint, data=Path("."), size=args.size))
+    model, state, config, device = _load_for_inference(args)
     files = collect_inputs(args.inputs)
     outputs = {f: (args.out / f"{f.stem}_mask.png", args.out / f"{f.stem}_overlay.jpg") for f in files}
     if not args.overwrite:
@@ -179,21 +201,59 @@ def predict(args: argparse.Namespace) -> int:
                 f"{existing[0]}: already exists ({len(existing)} output files would be replaced); pass --overwrite or choose another --out"
             )
     args.out.mkdir(parents=True, exist_ok=True)
-    model.to(device)
-    for path in tqdm(files, desc="predict", disable=len(files) < 2):
+    for path in tqdm(files, desc="predict", disable=args.quiet or len(files) < 2):
         image, labels = predict_file(model, path, config.image_size, device, args.threshold, args.tta)
         mask_path, overlay_path = outputs[path]
         if config.num_classes == 1:
             save_mask_png(labels, mask_path)
             overlay = overlay_mask(image, labels.bool())
         else:
+            if state["arch"]["num_classes"] == NUM_LABEL_IDS:
+                labels = label_to_train_lut()[labels].long()  # the original 34-class model predicts labelIds
             colors = colorize_trainids(labels)
             save_mask_png(labels, mask_path, scale=1)
             overlay = (0.5 * image.float() + 0.5 * colors.float()).to(torch.uint8)
-        from PIL import Image
-
         Image.fromarray(overlay.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
     print(f"wrote {len(files)} masks and overlays to {args.out}")
+    return 0
+
+
+def _predict_split(args: argparse.Namespace) -> int:
+    """``predict --data``: a Kaggle submission CSV (Carvana) or the official result PNGs (Cityscapes)."""
+    model, _, config, device = _load_for_inference(args)
+    common = dict(
+        tta=args.tta,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if config.dataset == "carvana":
+        if args.format == "cityscapes":
+            raise InputError(f"--format cityscapes: {args.checkpoint} is a Carvana model; use --submission CSV")
+        if args.submission is None:
+            raise InputError("--submission: expected the CSV file to write the Kaggle predictions of --data into")
+        dataset = CarvanaDataset(args.data, args.split)
+        paths = [dataset.image_path(i) for i in range(len(dataset))]
+        write_submission(model, paths, args.submission, config.image_size, device, args.threshold, **common)
+        print(f"wrote {len(paths)} rows (img,rle_mask) to {args.submission}")
+    else:
+        if args.submission is not None:
+            raise InputError(
+                f"--submission: {args.checkpoint} is a Cityscapes model; use --format cityscapes --out DIR"
+            )
+        if args.format == "png":
+            raise InputError(
+                "--format png: only for INPUTS; a Cityscapes --data split is written as --format cityscapes"
+            )
+        if args.out is None:
+            raise InputError("--out: expected a folder for the Cityscapes labelId PNGs")
+        dataset = CityscapesDataset(args.data, args.split, mode=config.mode)
+        write_cityscapes_predictions(model, dataset, args.out, config.image_size, device, **common)
+        print(
+            f"wrote {len(dataset)} labelId PNGs to {args.out} (colour PNGs in {args.out / 'color'}); "
+            f"the official tools read them: CITYSCAPES_RESULTS={args.out} csEvalPixelLevelSemanticLabeling"
+        )
     return 0
 
 

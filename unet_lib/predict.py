@@ -5,6 +5,7 @@ Logits (not labels) are upsampled before thresholding or argmax, so edges stay s
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from unet_lib.data.io import read_image
+from unet_lib.data.io import image_size, read_image
 from unet_lib.data.transforms import resize_pair
 from unet_lib.engine import predict_labels
 from unet_lib.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)``; a no-op when the size already matches."""
+    if tuple(size) == tuple(logits.shape[-2:]):
+        return logits
+    return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
 
 
 @torch.inference_mode()
@@ -39,9 +49,75 @@ def predict_logits(
     logits = model(images).float()  # (B, C, h, w)
     if tta:
         logits = (logits + model(images.flip(-1)).float().flip(-1)) / 2
-    if out_size is not None and tuple(out_size) != tuple(logits.shape[-2:]):
-        logits = F.interpolate(logits, size=tuple(out_size), mode="bilinear", align_corners=False)  # (B, C, H, W)
-    return logits
+    return logits if out_size is None else upsample(logits, out_size)  # (B, C, H, W)
+
+
+class ResizedImages(Dataset):
+    """Image files resized to the network's input size, for batched prediction.
+
+    JPEGs are decoded straight at a reduced scale (see ``read_image``), so a DataLoader with a
+    few workers keeps up with the network.
+
+    Args:
+        paths: Image files.
+        size: ``(H, W)`` the network sees.
+
+    Items are ``(image float [3, H, W] in [0, 1], original (height, width) as int64 [2])``.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], size: tuple[int, int]):
+        self.paths = [Path(p) for p in paths]
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        path = self.paths[index]
+        width, height = image_size(path)  # from the header: the decoded JPEG may be smaller
+        small, _ = resize_pair(read_image(path, min_size=self.size), None, self.size)
+        return small.float() / 255, torch.tensor([height, width])
+
+
+def predict_full_res(
+    model: nn.Module,
+    paths: Sequence[str | Path],
+    size: tuple[int, int],
+    device: torch.device,
+    tta: bool = False,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = "predict",
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Predict many image files in batches, yielding each one's logits at its own resolution.
+
+    Only one batch is held at a time, so memory stays flat however many files there are.
+
+    Args:
+        model: The network, in eval mode, on ``device``.
+        paths: Image files.
+        size: ``(H, W)`` the network sees.
+        device: Where the model lives.
+        tta: Average with the horizontally flipped prediction.
+        batch_size: Images per forward pass.
+        num_workers: DataLoader processes decoding images.
+        progress: Show a tqdm progress bar (in images).
+        desc: The progress bar's label.
+
+    Yields:
+        ``(index into paths, float32 logits [C, H, W] on device)``, in the order of ``paths``.
+    """
+    dataset = ResizedImages(paths, size)
+    loader = DataLoader(dataset, batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
+    index = 0
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for images, sizes in loader:
+            logits = predict_logits(model, images.to(device, non_blocking=True), tta=tta)  # (B, C, h, w)
+            for k in range(len(images)):
+                yield index, upsample(logits[k : k + 1], sizes[k].tolist())[0]  # (C, H, W)
+                index += 1
+                bar.update(1)
 
 
 def predict_file(

@@ -1,0 +1,239 @@
+"""Cityscapes scores as the official ``evalPixelLevelSemanticLabeling`` computes them, and the files it reads.
+
+Scores are taken at the labels' own 1024x2048: logits are upsampled before the argmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.datasets import Cityscapes
+
+from unet_lib.data.cityscapes import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    TRAIN_CLASSES,
+    CityscapesDataset,
+    label_to_train_lut,
+    train_to_label_lut,
+)
+from unet_lib.errors import InputError
+from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix
+from unet_lib.predict import predict_full_res
+
+NUM_LABEL_IDS = 34  # the original project's Cityscapes model predicts labelIds 0..33 directly
+VOID = NUM_CLASSES  # confusion-matrix column 19: a predicted labelId that is not evaluated (unlabeled, parking, ...)
+# The 7 categories with evaluated classes ("void" has none), in the official order.
+CATEGORY_NAMES = list(dict.fromkeys(c.category for c in sorted(TRAIN_CLASSES, key=lambda c: c.category_id)))
+CLASS_CATEGORY = [CATEGORY_NAMES.index(c.category) for c in TRAIN_CLASSES]  # trainId -> category index
+
+
+def label_id_palette() -> np.ndarray:
+    """The official colour of every labelId, uint8 [256, 3] (ids past 33 are black)."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for c in Cityscapes.classes:
+        if c.id >= 0:
+            palette[c.id] = c.color
+    return palette
+
+
+def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
+    """Class and category IoU, their means, and pixel accuracy, following the official definitions.
+
+    Only pixels whose ground truth is an evaluated class count. For a class, a false negative is
+    any other prediction on its pixels, void ones included; a false positive is a prediction of
+    the class on a pixel of another evaluated class. A category is scored the same way after
+    merging its classes. Classes (categories) with neither ground truth nor prediction get NaN
+    and are left out of the mean, as in the official script.
+
+    Args:
+        mat: Confusion matrix [>= 19, 20]: rows are true trainIds, columns predicted trainIds
+            and, last, ``VOID`` (any non-evaluated labelId).
+
+    Returns:
+        ``pixel_accuracy``, ``miou``, ``iou`` ({class name: IoU}), ``category_miou`` and
+        ``category_iou`` ({category name: IoU}).
+    """
+    mat = mat[:NUM_CLASSES].double()  # (19, 20): only evaluated ground truth
+    tp = mat.diag()
+    fn = mat.sum(1) - tp  # row: everything predicted on the class's pixels, void included
+    fp = mat[:, :NUM_CLASSES].sum(0) - tp  # column: the class predicted on other evaluated pixels
+    iou = tp / (tp + fp + fn)  # 0 / 0 = NaN for a class absent from both
+
+    member = torch.zeros(NUM_CLASSES, len(CATEGORY_NAMES), dtype=torch.float64)
+    member[torch.arange(NUM_CLASSES), torch.tensor(CLASS_CATEGORY)] = 1  # (19, 7) one-hot
+    by_category = member.T @ mat  # (7, 20): true category x predicted class
+    merged = by_category[:, :NUM_CLASSES] @ member  # (7, 7): true category x predicted category
+    cat_tp = merged.diag()
+    cat_fn = by_category.sum(1) - cat_tp
+    cat_fp = merged.sum(0) - cat_tp
+    category_iou = cat_tp / (cat_tp + cat_fp + cat_fn)
+    return {
+        "pixel_accuracy": (tp.sum() / mat.sum()).item(),
+        "miou": iou.nanmean().item(),
+        "iou": dict(zip(CLASS_NAMES, iou.tolist(), strict=True)),
+        "category_miou": category_iou.nanmean().item(),
+        "category_iou": dict(zip(CATEGORY_NAMES, category_iou.tolist(), strict=True)),
+    }
+
+
+def predict_label_ids(
+    model: nn.Module,
+    image_paths: Sequence[str | Path],
+    size: tuple[int, int],
+    device: torch.device,
+    tta: bool = False,
+    batch_size: int = 2,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Predict labelIds at each image's own size.
+
+    A 19-class model's argmax is a trainId, mapped back to its labelId; a 34-class model (the
+    original project's) predicts labelIds directly.
+
+    Yields:
+        ``(index into image_paths, labelIds uint8 [H, W] on the CPU)``.
+    """
+    to_label_id = train_to_label_lut().to(device)
+    results = predict_full_res(
+        model, image_paths, size, device, tta=tta, batch_size=batch_size, num_workers=num_workers, progress=progress
+    )
+    for index, logits in results:
+        labels = logits.argmax(0)  # (H, W)
+        if logits.shape[0] == NUM_CLASSES:
+            labels = to_label_id[labels]
+        elif logits.shape[0] != NUM_LABEL_IDS:
+            raise InputError(f"model: predicts {logits.shape[0]} classes; expected 19 trainIds or 34 labelIds")
+        yield index, labels.to(torch.uint8).cpu()
+
+
+def evaluate_cityscapes(
+    model: nn.Module,
+    dataset: CityscapesDataset,
+    size: tuple[int, int],
+    device: torch.device,
+    tta: bool = False,
+    batch_size: int = 2,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a model on a Cityscapes split with the official pixel-level definitions (see ``cityscapes_scores``).
+
+    Args:
+        model: A 19-class (trainIds) or 34-class (labelIds) U-Net on ``device``.
+        dataset: The split to score; its images are read from disk and resized to ``size``.
+        size: ``(H, W)`` the network sees.
+        device: Where the model lives.
+        tta: Average with the horizontally flipped prediction.
+        batch_size: Images per forward pass.
+        num_workers: DataLoader processes decoding images.
+        progress: Show a progress bar.
+
+    Returns:
+        The scores of ``cityscapes_scores``, computed at the labels' resolution.
+    """
+    to_eval = label_to_train_lut().long()
+    to_eval[to_eval == IGNORE_INDEX] = VOID  # a predicted non-evaluated labelId: wrong, but no class's FP
+    matrix = ConfusionMatrix(NUM_CLASSES + 1)
+    model.eval()
+    predictions = predict_label_ids(model, dataset.images, size, device, tta, batch_size, num_workers, progress)
+    for index, label_ids in predictions:
+        target = dataset.read_labels(index)  # (H, W) trainIds, 255 where not evaluated
+        if target.shape != label_ids.shape:
+            raise InputError(
+                f"{dataset.targets[index]}: labels are {target.shape[1]}x{target.shape[0]} but the image is "
+                f"{label_ids.shape[1]}x{label_ids.shape[0]}; expected the same size"
+            )
+        matrix.update(to_eval[label_ids.long()], target)
+    return cityscapes_scores(matrix.mat)
+
+
+def result_paths(out_dir: str | Path, image_id: str) -> tuple[Path, Path]:
+    """Where ``write_cityscapes_predictions`` puts an image's labelIds PNG and its colour PNG.
+
+    The official evaluator searches its results folder recursively for exactly one file named
+    ``<city>_<seq>_<frame>*.png`` per image, so the colour file's name starts with ``color_``.
+    """
+    out_dir = Path(out_dir)
+    return out_dir / f"{image_id}_leftImg8bit.png", out_dir / "color" / f"color_{image_id}.png"
+
+
+def write_cityscapes_predictions(
+    model: nn.Module,
+    dataset: CityscapesDataset,
+    out_dir: str | Path,
+    size: tuple[int, int],
+    device: torch.device,
+    tta: bool = False,
+    batch_size: int = 2,
+    num_workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Write full-resolution labelId PNGs that the official evaluator and test server read, plus colour PNGs.
+
+    Point ``CITYSCAPES_RESULTS`` at ``out_dir`` and run ``csEvalPixelLevelSemanticLabeling``;
+    zip the labelId files for the test server.
+
+    Args:
+        model: A 19-class (trainIds) or 34-class (labelIds) U-Net on ``device``.
+        dataset: The split to predict (``ids`` name the files).
+        out_dir: Folder for ``<id>_leftImg8bit.png`` (labelIds) and ``color/color_<id>.png``.
+        size: ``(H, W)`` the network sees.
+        device: Where the model lives.
+        tta: Average with the horizontally flipped prediction.
+        batch_size: Images per forward pass.
+        num_workers: DataLoader processes decoding images.
+        overwrite: Replace existing files.
+        progress: Show a progress bar.
+
+    Returns:
+        The labelId PNGs written.
+    """
+    paths = [result_paths(out_dir, image_id) for image_id in dataset.ids]
+    existing = [p for pair in paths for p in pair if p.exists()]
+    if existing and not overwrite:
+        raise InputError(
+            f"{existing[0]}: already exists ({len(existing)} files would be replaced); "
+            "pass --overwrite (overwrite=True) or choose another --out"
+        )
+    (Path(out_dir) / "color").mkdir(parents=True, exist_ok=True)
+    palette = label_id_palette()
+    model.eval()
+    predictions = predict_label_ids(model, dataset.images, size, device, tta, batch_size, num_workers, progress)
+    for index, label_ids in predictions:
+        label_path, color_path = paths[index]
+        array = label_ids.numpy()  # (H, W) uint8
+        Image.fromarray(array).save(label_path)
+        Image.fromarray(palette[array]).save(color_path)
+    return [label_path for label_path, _ in paths]
+
+
+def print_scores(scores: dict[str, Any]) -> None:
+    """The two tables the official script prints: class IoU and category IoU, each with its mean."""
+    for title, key in (("classes", "iou"), ("categories", "category_iou")):
+        print(f"{title:<16} IoU\n{'-' * 22}")
+        for name, value in scores[key].items():
+            print(f"{name:<16} {value:.3f}")
+        mean = scores["miou" if key == "iou" else "category_miou"]
+        print(f"{'-' * 22}\n{'Score Average':<16} {mean:.3f}\n")
+    print(f"{'pixel accuracy':<16} {scores['pixel_accuracy']:.3f}")
+
+
+__all__ = [
+    "CATEGORY_NAMES",
+    "cityscapes_scores",
+    "evaluate_cityscapes",
+    "label_id_palette",
+    "predict_label_ids",
+    "print_scores",
+    "result_paths",
+    "write_cityscapes_predictions",
+]
