@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
+from unet_lib.model import UNet
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,9 @@ def test_user_mistakes_are_one_line_errors(workdir, tmp_path, capsys):
     assert "last.pt: a checkpoint is already there" in err
     err = error_of(capsys, ["train", "carvana", "--data", data, "--size", "161x243", "--quiet"])
     assert "not divisible by 16" in err
+    cityscapes_model = save_checkpoint({"model": UNet(num_classes=19, features=(4, 8)).state_dict()}, tmp_path / "c.pt")
+    err = error_of(capsys, ["evaluate", "--checkpoint", str(cityscapes_model), "--data", data])
+    assert "c.pt: a 19-class cityscapes model, but" in err and "holds carvana data" in err
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((workdir / "run" / "best.pt").read_bytes()[:1000])
     err = error_of(capsys, ["evaluate", "--checkpoint", str(truncated), "--data", data])

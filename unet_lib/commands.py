@@ -39,12 +39,15 @@ def sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _init_distributed() -> tuple[bool, int]:
-    """Join the process group torchrun set up (RANK/WORLD_SIZE/LOCAL_RANK); returns (distributed, local_rank)."""
+def _init_distributed(device: str = "auto") -> tuple[bool, int]:
+    """Join the process group torchrun set up (RANK/WORLD_SIZE/LOCAL_RANK); returns (distributed, local_rank).
+
+    GPUs talk through NCCL, one per process; CPU processes (``--device cpu``, or no GPU) through gloo.
+    """
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return False, 0
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend)
@@ -65,12 +68,12 @@ def train(args: argparse.Namespace) -> int:
                 if getattr(args, a) is not None
             },
         )
-    distributed, local_rank = _init_distributed()
+    distributed, local_rank = _init_distributed(config.device)
     try:
         seed_everything(config.seed, threads=args.threads)
         device = (
             torch.device("cuda", local_rank)
-            if distributed and torch.cuda.is_available()
+            if distributed and dist.get_backend() == "nccl"
             else pick_device(config.device)
         )
         out = [
@@ -114,6 +117,16 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_kind(folder: Path) -> str | None:
+    """ "cityscapes" or "carvana" by the folder's layout, None when it looks like neither."""
+    folder = Path(folder)
+    if (folder / "leftImg8bit").is_dir():
+        return "cityscapes"
+    if any((folder / name).is_dir() for name in ("train", "test", "val")):
+        return "carvana"
+    return None
+
+
 def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
     """The config stored in a checkpoint, or one inferred for an original project .h5 file.
 
@@ -132,6 +145,11 @@ def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
             f" or {NUM_LABEL_IDS} (cityscapes labelIds)"
         )
     data = getattr(args, "data", None)
+    kind = _data_kind(data) if data else None
+    if kind is not None and kind != config.dataset:
+        raise InputError(
+            f"{args.checkpoint}: a {arch['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
+        )
     return dataclasses.replace(
         config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
     )
