@@ -175,6 +175,9 @@ def show_predictions(
     return fig
 
 
+NOT_PLOTTED = ("epoch", "seconds")  # history keys that are not curves
+
+
 def plot_history(history: Sequence[Mapping[str, float]], title: str = "Training history") -> Figure:
     """Loss curves on one axis, scores on another (and the learning rate on a third), per epoch.
 
@@ -189,7 +192,7 @@ def plot_history(history: Sequence[Mapping[str, float]], title: str = "Training 
     for i, row in enumerate(history):
         epoch = row.get("epoch", i + 1)
         for key, value in row.items():
-            if key != "epoch" and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if key not in NOT_PLOTTED and isinstance(value, numbers.Real) and not isinstance(value, bool):
                 xs, ys = series.setdefault(key, ([], []))
                 xs.append(epoch)
                 ys.append(float(value))
