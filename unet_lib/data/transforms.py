@@ -15,15 +15,17 @@ from torchvision.transforms import v2
 
 from unet_lib.metrics import IGNORE_INDEX
 
-AugmentKind = Literal["none", "original", "default"]
-AUGMENTS = ("none", "original", "default")
+AugmentKind = Literal["none", "flip", "original", "default"]
+AUGMENTS = ("none", "flip", "original", "default")
 
 
 def _augmentations(kind: AugmentKind, mask_fill: int, color: bool) -> list[v2.Transform]:
     if kind == "none":
         return []
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
-    if kind == "original":
+    if kind == "flip":
+        steps = [v2.RandomHorizontalFlip(0.5)]  # a mirrored car is still a car
+    elif kind == "original":
         # The original project's recipe: flips (h 0.5, v 0.1) and rotations up to 35 degrees.
         steps = [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.1), v2.RandomRotation(35, fill=fill)]
     elif kind == "default":
@@ -49,8 +51,9 @@ def build_transforms(
 
     Args:
         size: ``(H, W)`` to resize to, or None to keep the size.
-        augment: ``"none"``, ``"original"`` (the original project's flips and rotation) or
-            ``"default"`` (the recommended recipe); ``True`` means ``"default"``.
+        augment: ``"none"``, ``"flip"`` (horizontal flips only), ``"original"`` (the original
+            project's flips and rotation) or ``"default"`` (flips plus small shifts, scales and
+            rotations); ``True`` means ``"default"``.
         mask_fill: Mask value for pixels that rotation moves in from outside the picture:
             0 (background) for Carvana, ``IGNORE_INDEX`` for Cityscapes.
         color: Add colour jitter (used for Cityscapes).

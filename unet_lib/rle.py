@@ -1,0 +1,97 @@
+"""Run-length encoding of binary masks, in the format of Kaggle's Carvana ``train_masks.csv``.
+
+A mask is flattened in row-major order (row after row) and written as 1-indexed
+``"start length start length ..."`` pairs, one pair per run of foreground pixels.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from unet_lib.errors import InputError
+
+_TOKENS = re.compile(r"[0-9]+(?:\s+[0-9]+)*", re.ASCII)
+
+
+def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    try:
+        height, width = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"shape: expected (height, width), got {shape!r}") from None
+    if height <= 0 or width <= 0:
+        raise InputError(f"shape: expected two positive sizes (height, width), got {shape!r}")
+    return height, width
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Encode a binary mask as Carvana run-length pairs.
+
+    Args:
+        mask: Array of shape (H, W) holding 0/1 (any integer type) or booleans.
+
+    Returns:
+        ``"start length ..."`` with 1-indexed row-major starts; ``""`` for an empty mask.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InputError(f"mask: expected a 2-D array (H, W), got shape {mask.shape}")
+    if mask.dtype != bool and mask.size:
+        # For integers the range check is enough (and much cheaper than comparing every pixel twice).
+        in_range = mask.min() >= 0 and mask.max() <= 1
+        if not in_range or (mask.dtype.kind not in "iu" and not np.isin(mask, (0, 1)).all()):
+            raise InputError("mask: expected only the values 0 and 1")
+    pixels = mask.reshape(-1).astype(bool)
+    # A zero on each side makes every run start with a 0->1 and end with a 1->0 change.
+    padded = np.concatenate([[False], pixels, [False]])
+    changes = np.flatnonzero(padded[1:] != padded[:-1]) + 1  # 1-indexed [start, end+1, start, end+1, ...]
+    changes[1::2] -= changes[::2]  # end+1 -> length
+    return " ".join(changes.astype(str).tolist())
+
+
+def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
+    """Decode Carvana run-length pairs into a mask.
+
+    Args:
+        rle: ``"start length ..."`` pairs (1-indexed, row-major); ``""`` means an empty mask.
+        shape: ``(height, width)`` of the mask.
+
+    Returns:
+        uint8 array of shape (H, W) with values 0/1.
+
+    Raises:
+        InputError: If the string is malformed or a run falls outside the image.
+    """
+    height, width = _check_shape(shape)
+    size = height * width
+    if not isinstance(rle, str):
+        raise InputError(f"rle: expected a string of 'start length' pairs, got {type(rle).__name__}")
+    text = rle.strip()
+    if not text:
+        return np.zeros((height, width), dtype=np.uint8)
+    if not _TOKENS.fullmatch(text):
+        raise InputError(f"rle: expected whitespace-separated non-negative integers, got {rle[:40]!r}")
+    tokens = text.split()
+    if len(tokens) % 2:
+        raise InputError(f"rle: expected 'start length' pairs, got an odd number of values ({len(tokens)})")
+    if max(len(token.lstrip("0")) for token in tokens) > len(str(size)):
+        raise InputError(f"rle: a value is larger than the {height}x{width} image ({size} pixels)")
+    numbers = np.array(tokens, dtype=np.int64)
+    starts, lengths = numbers[0::2] - 1, numbers[1::2]  # 0-indexed starts
+    ends = starts + lengths  # exclusive
+    if starts.min() < 0:
+        raise InputError("rle: run starts are 1-indexed, found a start of 0")
+    if lengths.min() <= 0:
+        raise InputError("rle: run lengths must be positive, found a length of 0")
+    if (starts[1:] < ends[:-1]).any():
+        raise InputError("rle: runs must be sorted by start and must not overlap")
+    if ends[-1] > size:
+        raise InputError(f"rle: a run ends at pixel {ends[-1]}, past the end of the {height}x{width} image ({size})")
+    # Interleave (gap before run, run) lengths and repeat 0, 1, 0, 1, ... that many times.
+    gaps = starts - np.concatenate([[0], ends[:-1]])
+    counts = np.stack([gaps, lengths], axis=1).reshape(-1)
+    values = np.tile(np.array([0, 1], dtype=np.uint8), len(starts))
+    flat = np.zeros(size, dtype=np.uint8)
+    flat[: ends[-1]] = np.repeat(values, counts)
+    return flat.reshape(height, width)
