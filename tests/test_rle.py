@@ -2,22 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import rle_by_hand as reference_encode
 
 from unet_lib.errors import InputError
 from unet_lib.rle import rle_decode, rle_encode
-
-
-def reference_encode(mask: np.ndarray) -> str:
-    """The Kaggle definition, one pixel at a time: 1-indexed row-major (start, length) pairs."""
-    pairs, start = [], None
-    flat = [int(v) for row in mask for v in row] + [0]
-    for i, value in enumerate(flat):
-        if value and start is None:
-            start = i
-        elif not value and start is not None:
-            pairs += [start + 1, i - start]
-            start = None
-    return " ".join(map(str, pairs))
 
 
 def test_hand_worked_example():
