@@ -91,7 +91,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "recommended": dict(image_size=(320, 480), batch_size=8, lr=1e-3, num_epochs=20),
     # A small network on small pictures: trains on a laptop CPU in a few minutes. Flips only:
     # with 30 short epochs, shifts and rotations slow it down more than they help.
-    "demo": dict(image_size=(96, 144), features=(16, 32, 64, 128), batch_size=8, lr=2e-3, num_epochs=30, augment="flip"),
+    "demo": dict(
+        image_size=(96, 144), features=(16, 32, 64, 128), batch_size=8, lr=2e-3, num_epochs=30, augment="flip"
+    ),
     # Cityscapes: the original (160x320, cross-entropy) and the recommended recipe.
     "cityscapes-original": dict(
         _ORIGINAL, dataset="cityscapes", data_dir="data/cityscapes", loss="ce", image_size=(160, 320), batch_size=16
