@@ -7,6 +7,7 @@ mask with ``rle_encode`` and writes the CSV row: everything a submission costs, 
 
 from __future__ import annotations
 
+import copy
 import csv
 import tempfile
 import time
@@ -20,8 +21,25 @@ from unet_lib.data import CarvanaDataset
 from unet_lib.submission import write_submission
 
 
+def submission_seconds(model: nn.Module, paths: list[Path], size: tuple[int, int], workers: int) -> float:
+    """Wall-clock seconds of ``write_submission`` over ``paths``, its rows checked."""
+    device = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as scratch:
+        csv_path = Path(scratch) / "submission.csv"
+        # Warm-up on one image (first-call set-up); the timed run includes starting its workers.
+        write_submission(model, paths[:1], csv_path, size, device, num_workers=0, progress=False)
+        started = time.perf_counter()
+        write_submission(model, paths, csv_path, size, device, num_workers=workers, overwrite=True, progress=False)
+        seconds = time.perf_counter() - started
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))[1:]
+    if [row[0] for row in rows] != [p.name for p in paths]:
+        raise RuntimeError(f"{csv_path}: expected one row per image, in order, got {len(rows)} rows")
+    return seconds
+
+
 def run(data_dir: Path, model: nn.Module, size: tuple[int, int], label: str, limit: int, workers: int = 2) -> list[Row]:
-    """Images per second of a submission over the first ``limit`` test images.
+    """Images per second of a submission over the first ``limit`` test images, NCHW and channels_last.
 
     Args:
         data_dir: Carvana folder with a ``test/`` split.
@@ -34,17 +52,16 @@ def run(data_dir: Path, model: nn.Module, size: tuple[int, int], label: str, lim
     test = CarvanaDataset(data_dir, "test")
     paths = [test.image_path(i) for i in range(min(limit, len(test)))]
     model.eval()
-    device = torch.device("cpu")
-    with tempfile.TemporaryDirectory() as scratch:
-        csv_path = Path(scratch) / "submission.csv"
-        # Warm-up on one image (first-call set-up); the timed run includes starting its workers.
-        write_submission(model, paths[:1], csv_path, size, device, num_workers=0, progress=False)
-        started = time.perf_counter()
-        write_submission(model, paths, csv_path, size, device, num_workers=workers, overwrite=True, progress=False)
-        seconds = time.perf_counter() - started
-        with open(csv_path, newline="") as f:
-            rows = list(csv.reader(f))[1:]
-    if len(rows) != len(paths):
-        raise RuntimeError(f"{csv_path}: expected {len(paths)} rows, got {len(rows)}")
-    print(f"  inference, {label}: {len(paths)} test images to RLE rows in {seconds:.1f} s ({workers} workers)")
-    return [Row(f"submission, {label}", f"{len(paths) / seconds:.2f} img/s")]
+    nchw = submission_seconds(model, paths, size, workers)
+    # Weights in NHWC make every convolution run NHWC (the input follows the weights' layout).
+    nhwc = submission_seconds(copy.deepcopy(model).to(memory_format=torch.channels_last), paths, size, workers)
+    print(
+        f"  inference, {label}: {len(paths)} test images to RLE rows in {nchw:.1f} s,"
+        f" {nhwc:.1f} s with channels_last ({workers} workers)"
+    )
+    rate, rate_cl = len(paths) / nchw, len(paths) / nhwc
+    return [
+        Row(f"submission, {label}", f"{rate:.3g} img/s"),
+        Row(f"submission, {label}: channels_last vs NCHW", f"{rate_cl:.3g} img/s", f"{rate:.3g} img/s",
+            f"{rate_cl / rate:.2f}x"),
+    ]  # fmt: skip

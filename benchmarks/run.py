@@ -32,7 +32,7 @@ class Sizes:
     dice_size: tuple[int, int] = (96, 144)  # the demo's pictures and U-Net
     dice_features: tuple[int, ...] = (16, 32, 64, 128)
     dice_max_epochs: int = 50  # a cap for either recipe; the original stops earlier, see time_to_dice.py
-    inference_images: int = 16
+    inference_images: int = 12  # per memory layout
     cuda_repeats: int = 5
 
 
