@@ -94,7 +94,11 @@ def resize_pair(
     """Resize a uint8 image [3, H, W] bilinearly (antialiased) and its mask [H, W] by nearest neighbour."""
     image = v2.functional.resize(tv_tensors.Image(image), list(size), antialias=True).as_subclass(torch.Tensor)
     if mask is not None:
-        mask = v2.functional.resize(tv_tensors.Mask(mask[None]), list(size)).as_subclass(torch.Tensor)[0]
+        # NEAREST_EXACT samples pixel centres like the antialiased image resize; plain NEAREST
+        # would shift the mask half a pixel against the picture.
+        mask = v2.functional.resize(
+            tv_tensors.Mask(mask[None]), list(size), interpolation=v2.InterpolationMode.NEAREST_EXACT
+        ).as_subclass(torch.Tensor)[0]
     return image, mask
 
 
