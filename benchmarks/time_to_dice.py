@@ -19,8 +19,9 @@ import torch
 from benchmarks.measure import Row
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate, make_optimizer, make_scheduler, seed_everything, train_one_epoch
+from unet_lib.engine import build_model, evaluate, make_optimizer, make_scheduler, train_one_epoch
 from unet_lib.losses import make_loss
+from unet_lib.runtime import seed_everything
 
 TARGET_DICE = 0.97
 TARGET_SPEEDUP = 2.0

@@ -59,7 +59,7 @@ from unet_lib import (
     seed_everything,
 )
 from unet_lib.analysis import DEFAULT_THRESHOLDS, predict_items, sweep_thresholds
-from unet_lib.engine import pick_device
+from unet_lib.runtime import pick_device
 from unet_lib.submission import evaluate_carvana
 from unet_lib.viz import show_error_maps, show_predictions
 from unet_lib.viz_scores import plot_histograms, plot_threshold_sweep

@@ -78,9 +78,10 @@ from unet_lib.checkpoint import new_run_dir
 from unet_lib.data import class_names_for
 from unet_lib.data.carvana import car_of
 from unet_lib.demo import stack_dataset
-from unet_lib.engine import pick_device, predict_labels
+from unet_lib.engine import predict_labels
 from unet_lib.losses import soft_dice
 from unet_lib.metrics import binary_stats
+from unet_lib.runtime import pick_device
 from unet_lib.summary import format_summary, model_summary
 from unet_lib.viz import plot_history, show_predictions, show_samples
 from unet_lib.viz_scores import plot_histograms

@@ -72,8 +72,8 @@ from unet_lib import (
 from unet_lib.checkpoint import new_run_dir
 from unet_lib.cityscapes_eval import evaluate_cityscapes
 from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
-from unet_lib.engine import pick_device
 from unet_lib.predict import predict_logits
+from unet_lib.runtime import pick_device
 from unet_lib.viz import (
     colorize_trainids,
     plot_class_iou,

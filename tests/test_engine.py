@@ -11,8 +11,9 @@ from unet_lib import InputError
 from unet_lib.checkpoint import load_checkpoint
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import TrainingDiverged, build_model, fit, predict_labels, seed_everything
+from unet_lib.engine import TrainingDiverged, build_model, fit, predict_labels
 from unet_lib.losses import make_loss
+from unet_lib.runtime import seed_everything
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from unet_lib.activations import capture, layer_names
 from unet_lib.checkpoint import load_checkpoint, load_original, model_from_checkpoint, save_checkpoint
 from unet_lib.config import RECIPES, TrainConfig, recipe
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate, fit, seed_everything, train_one_epoch
+from unet_lib.engine import build_model, evaluate, fit, train_one_epoch
 from unet_lib.errors import InputError
 from unet_lib.losses import BCEDiceLoss, make_loss
 from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix, dice_per_image
 from unet_lib.model import UNet, count_parameters
 from unet_lib.rle import rle_decode, rle_encode
+from unet_lib.runtime import pick_device, seed_everything
 
 __all__ = [
     "IGNORE_INDEX",
@@ -38,6 +39,7 @@ __all__ = [
     "load_original",
     "make_loss",
     "model_from_checkpoint",
+    "pick_device",
     "recipe",
     "rle_decode",
     "rle_encode",

@@ -15,9 +15,10 @@ from unet_lib.cityscapes_eval import NUM_LABEL_IDS, evaluate_cityscapes, print_s
 from unet_lib.cli import print_metrics, train_config
 from unet_lib.config import TrainConfig
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders, class_names_for
-from unet_lib.engine import TrainingDiverged, best_metric_name, build_model, fit, pick_device, seed_everything
+from unet_lib.engine import TrainingDiverged, best_metric_name, build_model, fit
 from unet_lib.errors import InputError
 from unet_lib.losses import make_loss
+from unet_lib.runtime import pick_device, seed_everything
 from unet_lib.submission import check_threshold, evaluate_carvana, write_submission
 
 __all__ = ["TrainingDiverged", "demo", "evaluate", "predict", "sample_data", "train"]

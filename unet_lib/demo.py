@@ -16,8 +16,9 @@ from unet_lib.baselines import mean_mask_dice, threshold_dice
 from unet_lib.checkpoint import model_from_checkpoint, new_run_dir
 from unet_lib.config import recipe
 from unet_lib.data import build_datasets, build_loaders, class_names_for
-from unet_lib.engine import build_model, evaluate, fit, seed_everything
+from unet_lib.engine import build_model, evaluate, fit
 from unet_lib.losses import make_loss
+from unet_lib.runtime import seed_everything
 
 TARGET_DICE = 0.97  # the demo's promise on the held-out sample cars
 

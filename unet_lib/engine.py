@@ -10,15 +10,12 @@ import dataclasses
 import json
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -27,51 +24,16 @@ from unet_lib.config import TrainConfig
 from unet_lib.errors import InputError
 from unet_lib.metrics import ConfusionMatrix, dice_per_image
 from unet_lib.model import UNet
+from unet_lib.runtime import all_reduce, autocast_dtype, is_main_process
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def seed_everything(seed: int, threads: int | None = None, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and PyTorch; optionally fix the CPU thread count and pick deterministic kernels.
-
-    CPU results are bit-identical across runs only with the same thread count (float sums are
-    split across threads), so pass ``threads`` when you compare runs.
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic  # autotuned kernels are faster but may vary
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"`` is the first CUDA GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {name!r} asked for, but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 def build_model(config: TrainConfig) -> UNet:
     """The U-Net a config describes."""
     return UNet(3, config.num_classes, config.features, config.block, config.upsample)
-
-
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """bf16 on GPUs that support it, else fp16; None (plain fp32) on the CPU or with ``amp=False``."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def predict_labels(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -132,7 +94,7 @@ def train_one_epoch(
         num_images += len(images)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-    totals = _all_reduce(torch.stack([loss_sum, torch.tensor(num_images, device=device, dtype=torch.float64)]))
+    totals = all_reduce(torch.stack([loss_sum, torch.tensor(num_images, device=device, dtype=torch.float64)]))
     return {"train_loss": (totals[0] / totals[1].clamp(min=1)).item()}
 
 
@@ -167,8 +129,8 @@ def evaluate(
         if num_classes == 1:
             sums[1] += dice_per_image(preds, masks).double().sum()
         sums[2] += len(images)
-    sums = _all_reduce(sums)
-    matrix.mat = _all_reduce(matrix.mat.to(device)).cpu()
+    sums = all_reduce(sums)
+    matrix.mat = all_reduce(matrix.mat.to(device)).cpu()
     scores = matrix.compute()
     n = sums[2].clamp(min=1)
     result: dict[str, Any] = {"loss": (sums[0] / n).item(), "pixel_accuracy": float(scores["pixel_accuracy"])}
@@ -182,18 +144,6 @@ def evaluate(
     else:
         result.update(miou=float(scores["miou"]), iou=[float(v) for v in scores["iou"]])
     return result
-
-
-def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
-        tensor = tensor.clone()
-        dist.all_reduce(tensor)
-    return tensor
-
-
-def is_main_process() -> bool:
-    """True outside distributed training, and on rank 0 inside it."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -83,8 +83,9 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     from unet_lib.checkpoint import new_run_dir
     from unet_lib.config import recipe
     from unet_lib.data import build_datasets, build_loaders
-    from unet_lib.engine import build_model, fit, seed_everything
+    from unet_lib.engine import build_model, fit
     from unet_lib.losses import make_loss
+    from unet_lib.runtime import seed_everything
 
     quick = quick_mode() if quick is None else quick
     models = repo_root() / "models"
