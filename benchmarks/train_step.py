@@ -20,6 +20,7 @@ from unet_lib.engine import build_model, make_optimizer, train_one_epoch
 from unet_lib.losses import make_loss
 
 TARGET_SPEEDUP = 1.0
+TARGET_FLOP_SHARE = 0.5  # the aim: half of what a plain matrix multiply reaches on the same cores
 
 
 def original_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor):
@@ -100,6 +101,9 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
         Row(
             "train step: FLOP/s vs fp32 matmul",
             f"{achieved / 1e9:.1f} GFLOP/s",
-            ratio=f"{achieved / machine:.0%} of mm",
+            f"{machine / 1e9:.1f} GFLOP/s mm",
+            f"{achieved / machine:.0%}",
+            f">= {TARGET_FLOP_SHARE:.0%}",
+            achieved / machine >= TARGET_FLOP_SHARE,
         ),
     ]
