@@ -81,7 +81,7 @@ def run_demo(
     with torch.inference_mode():
         preds = (best_model(val_images[:6]) > 0).long()[:, 0]
     figure = show_predictions(
-        val_images[:6], preds, val_masks[:6], title="Held-out cars: top prediction, bottom reference"
+        val_images[:6], preds, val_masks[:6], overlay=True, title="Held-out cars: top prediction, bottom reference"
     )
     figure.savefig(out_dir / "predictions.png", dpi=100, bbox_inches="tight")
 

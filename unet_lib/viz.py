@@ -112,6 +112,12 @@ def _grid_figure(nrows: int, ncols: int, tile: tuple[float, float] = (2.5, 2.5))
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
+def _picture_tile(images: torch.Tensor, width: float = 2.5) -> tuple[float, float]:
+    """Inches per grid cell that fit the pictures' aspect ratio, plus room for a title line."""
+    height, breadth = images.shape[-2:]
+    return width, width * height / breadth + 0.35
+
+
 def _image_axis(ax: Axes, title: str | None = None, ylabel: str | None = None) -> None:
     # No ticks on pictures, but keep the axis so a row can carry a label.
     ax.set_xticks([])
@@ -130,7 +136,7 @@ def _show_mask(ax: Axes, mask: torch.Tensor) -> None:
 def show_samples(images: Images, masks: Images, max_samples: int = 4, title: str = "Images and masks") -> Figure:
     """One row per sample: the image, its mask (white = object, grey = ignored) and the overlay."""
     images, masks = _batch(images, "images")[:max_samples], _batch(masks, "masks")[:max_samples]
-    fig, axes = _grid_figure(len(images), 3)
+    fig, axes = _grid_figure(len(images), 3, tile=_picture_tile(images))
     for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
         axes[row, 0].imshow(to_display(image))
         _show_mask(axes[row, 1], mask)
@@ -163,7 +169,7 @@ def show_predictions(
     rows = [("prediction", preds)] + (
         [("reference", _batch(masks, "masks")[:max_samples])] if masks is not None else []
     )
-    fig, axes = _grid_figure(len(rows), len(preds))
+    fig, axes = _grid_figure(len(rows), len(preds), tile=_picture_tile(preds))
     for r, (label, row_masks) in enumerate(rows):
         for c, (image, mask) in enumerate(zip(images, row_masks, strict=True)):
             if overlay:
