@@ -43,6 +43,7 @@ from unet_lib.model import UNet, count_parameters
 from unet_lib.viz import show_predictions
 from unet_lib.viz_layers import show_filters, show_layer_figure
 from unet_lib.widgets import LayerExplorer
+from unet_lib.workspace import shown
 
 plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook light
 
@@ -61,7 +62,7 @@ config = dataclasses.replace(config, data_dir=str(carvana_dir()), limit=NUM_SAMP
 _, val_set = build_datasets(config)
 images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, H, W) in [0, 1]
 masks = torch.stack([val_set[i][1] for i in range(len(val_set))])  # (N, H, W) in {0, 1}
-print(f"checkpoint: {checkpoint_path}")
+print(f"checkpoint: {shown(checkpoint_path)}")
 print(
     f"widths {state['arch']['features']}, {count_parameters(model):,} parameters, validation Dice {state['metrics'].get('val_dice', float('nan')):.3f}"
 )

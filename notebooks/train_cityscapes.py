@@ -28,7 +28,7 @@
 import dataclasses
 
 from unet_lib import recipe
-from unet_lib.workspace import cityscapes_dir, quick_mode, repo_root
+from unet_lib.workspace import cityscapes_dir, quick_mode, repo_root, shown
 
 QUICK = quick_mode()  # UNET_QUICK=1: sample data, 64x128 pictures, a small U-Net, one CPU thread
 RECIPE = "cityscapes-original"  # full mode: the original project's recipe, or "cityscapes-recommended"
@@ -86,7 +86,7 @@ from unet_lib.viz import (
 plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook light
 seed_everything(config.seed, threads=THREADS)
 device = pick_device(config.device)
-print(f"{config.data_dir}: {config.image_size[0]}x{config.image_size[1]} pictures, widths {config.features}")
+print(f"{shown(config.data_dir)}: {config.image_size[0]}x{config.image_size[1]} pictures, widths {config.features}")
 print(f"{config.num_epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, on {device}")
 
 # %% [markdown]
@@ -188,7 +188,7 @@ print(f"ignored pixels in the training pictures: {ignored:.1%}")
 seed_everything(config.seed, threads=THREADS)
 model = build_model(config).to(device)
 out_dir = new_run_dir(OUT_BASE)
-print(f"checkpoints and history go to {out_dir}")
+print(f"checkpoints and history go to {shown(out_dir)}")
 epochs_bar = tqdm(total=config.num_epochs, desc="epochs", unit="epoch")
 live = DisplayHandle()
 

@@ -55,3 +55,14 @@ def test_latest_checkpoint_is_the_newest(tmp_path):
     os.utime(old, (time.time() - 100, time.time() - 100))
     assert workspace.latest_checkpoint(tmp_path / "a", tmp_path / "b", tmp_path / "missing") == new
     assert workspace.latest_checkpoint(tmp_path / "missing") is None
+
+
+def test_paths_are_shown_relative_to_the_repository(tmp_path, monkeypatch, capsys):
+    root = fake_repo(tmp_path)
+    monkeypatch.chdir(root / "notebooks")  # where a notebook runs
+    assert workspace.shown(root / "models" / "run-001" / "best.pt") == os.path.join("models", "run-001", "best.pt")
+    assert workspace.shown("../data/quick") == os.path.join("data", "quick")
+    outside = tmp_path.parent / "elsewhere.pt"
+    assert workspace.shown(outside) == str(outside.resolve())
+    workspace.carvana_dir(quick=True)
+    assert capsys.readouterr().out == f"writing a small Carvana sample to {os.path.join('data', 'quick', 'carvana')}\n"

@@ -27,10 +27,16 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (what notebooks print), else as it is."""
+    path = Path(path).resolve()
+    return str(path.relative_to(repo_root())) if path.is_relative_to(repo_root()) else str(path)
+
+
 def carvana_dir(quick: bool | None = None) -> Path:
     """``data/carvana`` if it exists (real or sample data); else sample data is written first.
 
-    Quick mode writes a small sample (3 cars at 480x320) to ``data/quick/carvana`` instead, so it
+    Quick mode writes a small sample (4 cars at 480x320) to ``data/quick/carvana`` instead, so it
     never takes the place of the full-size data.
     """
     from unet_lib.data.sample import write_carvana_sample
@@ -42,10 +48,10 @@ def carvana_dir(quick: bool | None = None) -> Path:
     if quick:
         path = repo_root() / "data" / "quick" / "carvana"
         if not path.exists():
-            print(f"writing a small Carvana sample to {path}")
+            print(f"writing a small Carvana sample to {shown(path)}")
             write_carvana_sample(path, num_cars=4, size=(480, 320), num_test_cars=1)
         return path
-    print(f"{full} is absent: writing sample data in the Kaggle format there (about 30 s)")
+    print(f"{shown(full)} is absent: writing sample data in the Kaggle format there (about a minute)")
     write_carvana_sample(full, num_cars=8)
     return full
 
@@ -61,10 +67,10 @@ def cityscapes_dir(quick: bool | None = None) -> Path:
     if quick:
         path = repo_root() / "data" / "quick" / "cityscapes"
         if not path.exists():
-            print(f"writing a small Cityscapes sample to {path}")
+            print(f"writing a small Cityscapes sample to {shown(path)}")
             write_cityscapes_sample(path, num_images=8, size=(512, 256))
         return path
-    print(f"{full} is absent: writing sample data in the Cityscapes format there")
+    print(f"{shown(full)} is absent: writing sample data in the Cityscapes format there")
     write_cityscapes_sample(full, num_images=24)
     return full
 
@@ -96,7 +102,9 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     if quick:  # small batches: more steps in the few epochs there are (batch 8 here was unreliable)
         config = dataclasses.replace(config, image_size=(64, 96), batch_size=4, num_epochs=5)
     out_dir = new_run_dir(models / "notebooks" / "carvana")
-    print(f"no Carvana checkpoint under {models}: training a small one now ({config.num_epochs} epochs) -> {out_dir}")
+    print(
+        f"no Carvana checkpoint under models/: training a small one now ({config.num_epochs} epochs) -> {shown(out_dir)}"
+    )
     seed_everything(config.seed, threads=1 if quick else None)
     train_loader, val_loader = build_loaders(config, *build_datasets(config))
     fit(build_model(config), train_loader, val_loader, make_loss(config.loss, 1), config, out_dir)
