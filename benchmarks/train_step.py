@@ -1,14 +1,19 @@
 """Figure: one CPU training step at the original configuration (31 M parameter ``UNet()``, 160x240, batch 16).
 
 The original loop, re-typed (``model(x)``, ``BCEWithLogitsLoss``, Adam step), against the project's
-``train_one_epoch``, with and without channels_last; plus the step's FLOPs, counted by
-``FlopCounterMode``, as a share of the machine's own matrix-multiply rate.
+``train_one_epoch`` as ``fit`` runs it on a CPU (fused AdamW update, freed memory kept for reuse),
+with and without channels_last; plus the step's FLOPs, counted by ``FlopCounterMode``, as a share
+of the machine's own matrix-multiply rate.
+
+Each contender lives in a process of its own: how the C library hands out memory is set per
+process, and ours changes it. The parent asks them for one step at a time, in alternating order.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import multiprocessing
+from multiprocessing.connection import Connection
 
 import torch
 from torch import nn
@@ -18,6 +23,7 @@ from benchmarks.measure import Row, interleaved, matmul_flops, median, speedup_r
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.engine import build_model, make_optimizer, train_one_epoch
 from unet_lib.losses import make_loss
+from unet_lib.runtime import keep_freed_memory
 
 TARGET_SPEEDUP = 1.0
 TARGET_FLOP_SHARE = 0.5  # the aim: half of what a plain matrix multiply reaches on the same cores
@@ -42,6 +48,39 @@ def step_flops(config: TrainConfig, batch_size: int) -> int:
     return counter.get_total_flops()
 
 
+def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -> None:
+    """A process owning one contender: it builds the model and data, then runs a step per request."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(config)  # the same weights in every process
+    images = torch.rand(config.batch_size, 3, *config.image_size)  # (B, 3, 160, 240)
+    masks = (torch.rand(config.batch_size, *config.image_size) > 0.5).long()  # (B, 160, 240)
+    if name == "original":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        targets = masks[:, None].float()  # (B, 1, H, W) as the original fed BCEWithLogitsLoss
+
+        def step():
+            original_step(model, optimizer, images, targets)
+
+    else:
+        keep_freed_memory()  # as fit() does on the CPU
+        channels_last = name.endswith("channels_last")
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer, loss_fn = make_optimizer(model, config), make_loss(config.loss, config.num_classes)
+        batch = [(images, masks)]
+
+        def step():
+            train_one_epoch(
+                model, batch, loss_fn, optimizer, torch.device("cpu"), channels_last=channels_last, progress=False
+            )
+
+    conn.send("ready")
+    while conn.recv() == "step":
+        step()
+        conn.send("done")
+
+
 def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) -> list[Row]:
     """Seconds per step of the original loop and of ours (NCHW and channels_last), interleaved.
 
@@ -53,36 +92,32 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
     config = recipe("original-160x240", batch_size=batch_size)
     if features is not None:
         config = dataclasses.replace(config, features=tuple(features))
-    device = torch.device("cpu")
-    torch.manual_seed(0)
-    model = build_model(config)
-    images = torch.rand(batch_size, 3, *config.image_size)  # (B, 3, 160, 240)
-    masks = (torch.rand(batch_size, *config.image_size) > 0.5).long()  # (B, 160, 240)
-    loss_fn = make_loss(config.loss, config.num_classes)
+    context = multiprocessing.get_context("spawn")  # a fresh C library state in each
+    names = ("original", "ours", "ours, channels_last")
+    pipes, processes = {}, []
+    for name in names:
+        parent, child = context.Pipe()
+        process = context.Process(target=_contender, args=(child, name, config, torch.get_num_threads()), daemon=True)
+        process.start()
+        pipes[name], processes = parent, [*processes, process]
+    try:
+        for pipe in pipes.values():
+            pipe.recv()  # "ready"
 
-    original = copy.deepcopy(model)
-    original_optimizer = torch.optim.Adam(original.parameters(), lr=config.lr)
-    targets = masks[:, None].float()  # (B, 1, H, W) as the original fed BCEWithLogitsLoss
+        def remote_step(pipe: Connection):
+            pipe.send("step")
+            pipe.recv()
 
-    def ours_step(channels_last: bool):
-        net = copy.deepcopy(model)
-        if channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(net, config)
-        batch = [(images, masks)]
-        return lambda: train_one_epoch(
-            net, batch, loss_fn, optimizer, device, channels_last=channels_last, progress=False
-        )
-
-    contenders = {
-        "original": lambda: original_step(original, original_optimizer, images, targets),
-        "ours": ours_step(False),
-        "ours, channels_last": ours_step(True),
-    }
-    machine = matmul_flops()
-    interleaved(contenders, 1)  # warm-up: Adam state, oneDNN kernels for these shapes
-    times = interleaved(contenders, repeats)
-    machine = max(machine, matmul_flops())  # before and after: the better of the two
+        contenders = {name: (lambda pipe=pipe: remote_step(pipe)) for name, pipe in pipes.items()}
+        machine = matmul_flops()
+        interleaved(contenders, 1)  # warm-up: optimizer state, oneDNN kernels for these shapes, memory
+        times = interleaved(contenders, repeats)
+        machine = max(machine, matmul_flops())  # before and after: the better of the two
+    finally:
+        for pipe in pipes.values():
+            pipe.send("stop")
+        for process in processes:
+            process.join(timeout=60)
     for name, seconds in times.items():
         print(f"  train step, {name}: {spread(seconds)}")
 
@@ -92,7 +127,7 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
         f"  train step: {flops / 1e9:.0f} GFLOP per step (forward + backward); ours reaches {achieved / 1e9:.1f} GFLOP/s,"
         f" the machine's fp32 matmul {machine / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"
     )
-    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    millions = sum(p.numel() for p in build_model(config).parameters()) / 1e6
     label = f"train step {config.image_size[0]}x{config.image_size[1]} b{batch_size} {millions:.0f}M"
     nchw, nhwc = median(times["ours"]), median(times["ours, channels_last"])
     return [
