@@ -132,3 +132,16 @@ def test_module_entry_point_and_help():
         [sys.executable, "-m", "unet_lib", "train", "carvana", "--lr", "fast"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "--lr" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_options_override_the_recipe():
+    from unet_lib.cli import build_parser, train_config
+
+    def config(*options):
+        return train_config(build_parser().parse_args(["train", "carvana", *options]))
+
+    default = config()
+    assert (default.amp, default.channels_last, default.optimizer) == (True, False, "adamw")  # the recommended recipe
+    chosen = config("--no-amp", "--channels-last", "--recipe", "original-160x240", "--lr", "3e-4", "--size", "64x96")
+    assert (chosen.amp, chosen.channels_last, chosen.optimizer) == (False, True, "adam")
+    assert (chosen.lr, chosen.image_size) == (3e-4, (64, 96))

@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=positive_int, help="CPU threads (fix it to compare runs bit for bit)")
+    p.add_argument(
+        "--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA: bf16, else fp16 (default on)"
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="NHWC memory layout: faster with --amp on recent GPUs, slower on most CPUs (default off)",
+    )
     p.add_argument("--out", type=Path, help="run folder (default: a new models/<dataset>/run-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
@@ -159,6 +167,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "num_workers": args.workers,
         "device": args.device,
         "seed": args.seed,
+        "amp": args.amp,
+        "channels_last": args.channels_last,
     }
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
