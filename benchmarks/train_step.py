@@ -11,6 +11,7 @@ process, and ours changes it. The parent asks them for one step at a time, in al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 from multiprocessing.connection import Connection
@@ -104,18 +105,22 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
         for pipe in pipes.values():
             pipe.recv()  # "ready"
 
-        def remote_step(pipe: Connection):
-            pipe.send("step")
-            pipe.recv()
+        def remote_step(name: str):
+            try:
+                pipes[name].send("step")
+                pipes[name].recv()
+            except (EOFError, BrokenPipeError):
+                raise RuntimeError(f"train step: the {name!r} process stopped (out of memory?)") from None
 
-        contenders = {name: (lambda pipe=pipe: remote_step(pipe)) for name, pipe in pipes.items()}
+        contenders = {name: (lambda name=name: remote_step(name)) for name in names}
         machine = matmul_flops()
         interleaved(contenders, 1)  # warm-up: optimizer state, oneDNN kernels for these shapes, memory
         times = interleaved(contenders, repeats)
         machine = max(machine, matmul_flops())  # before and after: the better of the two
     finally:
         for pipe in pipes.values():
-            pipe.send("stop")
+            with contextlib.suppress(BrokenPipeError):  # a contender that died needs no stop
+                pipe.send("stop")
         for process in processes:
             process.join(timeout=60)
     for name, seconds in times.items():
