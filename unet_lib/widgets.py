@@ -15,8 +15,7 @@ from torch import nn
 
 from unet_lib.activations import capture, layer_names
 from unet_lib.errors import InputError
-from unet_lib.viz import overlay_mask
-from unet_lib.viz_layers import activation_image, plot_activation
+from unet_lib.viz import activation_image, overlay, plot_activation
 
 
 def select_activation(acts: Mapping[str, torch.Tensor], layer: str, channel: int, grid: bool) -> np.ndarray:
@@ -128,7 +127,7 @@ class LayerExplorer:
         self.info.value = describe_activation(acts[layer], layer, channel, grid)
         image = torch.as_tensor(self.images[sample])
         if self.masks is not None:
-            image = overlay_mask(image, self.masks[sample])
+            image = overlay(image, self.masks[sample])
         fig = plot_activation(acts[layer], None if grid else channel, image=image)
         fig.suptitle(f"sample {sample}, layer {layer}")
         with self.output:

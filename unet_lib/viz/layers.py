@@ -1,7 +1,7 @@
 """Pictures of what is inside the network: activation maps and grids, conv filters, and the
 original project's layer figure (prediction, down block 1, bottleneck, up block 1, reference).
 
-Like ``unet_lib.viz``, every ``show_*``/``plot_*`` function returns a Figure that pyplot has let go of.
+Every ``show_*``/``plot_*`` function returns a Figure that pyplot has let go of.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from unet_lib.errors import InputError
-from unet_lib.viz import _grid_figure, _image_axis, _new_figure, _show_mask, to_display
+from unet_lib.viz.common import grid_figure, image_axis, new_figure, show_mask, to_display
 
 
 def _single(act: torch.Tensor, name: str = "act") -> torch.Tensor:
@@ -80,11 +80,11 @@ def plot_activation(
     """
     c = _single(act).shape[0]
     picture = activation_image(act, channel, max_channels)
-    fig = _new_figure((9, 3.8) if image is not None else (5, 4))
+    fig = new_figure((9, 3.8) if image is not None else (5, 4))
     axes = fig.subplots(1, 2 if image is not None else 1, squeeze=False)[0]
     if image is not None:
         axes[0].imshow(to_display(image))
-        _image_axis(axes[0], title="input")
+        image_axis(axes[0], title="input")
     ax = axes[-1]
     im = ax.imshow(picture, cmap=cmap, interpolation="nearest")
     if channel is None:
@@ -92,7 +92,7 @@ def plot_activation(
     else:
         default = f"channel {channel} of {c}"
         fig.colorbar(im, ax=ax, label="activation")
-    _image_axis(ax, title=title or default)
+    image_axis(ax, title=title or default)
     return fig
 
 
@@ -104,7 +104,7 @@ def show_filters(
     if w.ndim != 4:
         raise InputError(f"weight: expected a conv weight [out, in, k, k], got {tuple(w.shape)}")
     n_out, n_in, k, _ = w.shape
-    fig = _new_figure((6, 6))
+    fig = new_figure((6, 6))
     ax = fig.subplots()
     if n_in == 3:
         tiles = w[:max_filters]  # (n, 3, k, k): each filter is a tiny RGB picture
@@ -112,7 +112,7 @@ def show_filters(
             tiles, nrow=math.ceil(math.sqrt(len(tiles))), padding=1, normalize=True, scale_each=True, pad_value=1
         )
         ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-        _image_axis(ax)
+        image_axis(ax)
         default = f"{len(tiles)} of {n_out} filters as RGB, each scaled to its own range"
     else:
         tiles = w[:max_filters, :max_inputs]  # (n, m, k, k)
@@ -148,20 +148,20 @@ def show_layer_figure(
         title: Figure title.
     """
     panels = 2 + len(activations) + (reference is not None)
-    fig, axes = _grid_figure(1, panels)
+    fig, axes = grid_figure(1, panels)
     axes = list(axes[0])
     axes[0].imshow(to_display(image))
-    _image_axis(axes[0], title="input")
-    _show_mask(axes[1], pred)
-    _image_axis(axes[1], title="prediction")
+    image_axis(axes[0], title="input")
+    show_mask(axes[1], pred)
+    image_axis(axes[1], title="prediction")
     for ax, (name, act) in zip(axes[2 : 2 + len(activations)], activations.items(), strict=True):
         act = _single(act, f"activations[{name!r}]")
         shown = act.mean(0).numpy() if channel is None else activation_image(act, channel)
         what = f"mean of {act.shape[0]} channels" if channel is None else f"channel {channel} of {act.shape[0]}"
         ax.imshow(shown, cmap="viridis")
-        _image_axis(ax, title=f"{name}\n{what}")
+        image_axis(ax, title=f"{name}\n{what}")
     if reference is not None:
-        _show_mask(axes[-1], reference)
-        _image_axis(axes[-1], title="reference")
+        show_mask(axes[-1], reference)
+        image_axis(axes[-1], title="reference")
     fig.suptitle(title)
     return fig

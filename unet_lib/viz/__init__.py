@@ -1,0 +1,73 @@
+"""Figures: pictures, masks, predictions, training curves, scores and the inside of the network.
+
+One palette and one overlay (``colors``) colour every mask; every ``show_*``/``plot_*`` function
+returns a Figure that pyplot has let go of, which a notebook shows once and ``fig.savefig`` saves.
+"""
+
+from unet_lib.viz.colors import PaletteKind, colorize, overlay, palette
+from unet_lib.viz.common import (
+    as_batch,
+    as_mask2d,
+    grid_figure,
+    image_axis,
+    new_figure,
+    picture_tile,
+    show_mask,
+    to_display,
+    to_uint8,
+)
+from unet_lib.viz.history import LiveHistory, plot_history
+from unet_lib.viz.images import (
+    ERROR_COLORS,
+    error_map,
+    show_cityscapes_predictions,
+    show_class_colors,
+    show_error_maps,
+    show_label_map,
+    show_predictions,
+    show_samples,
+)
+from unet_lib.viz.layers import activation_grid, activation_image, plot_activation, show_filters, show_layer_figure
+from unet_lib.viz.scores import (
+    plot_class_frequencies,
+    plot_class_iou,
+    plot_confusion_matrix,
+    plot_histograms,
+    plot_threshold_sweep,
+)
+
+__all__ = [
+    "ERROR_COLORS",
+    "LiveHistory",
+    "PaletteKind",
+    "activation_grid",
+    "activation_image",
+    "as_batch",
+    "as_mask2d",
+    "colorize",
+    "error_map",
+    "grid_figure",
+    "image_axis",
+    "new_figure",
+    "overlay",
+    "palette",
+    "picture_tile",
+    "plot_activation",
+    "plot_class_frequencies",
+    "plot_class_iou",
+    "plot_confusion_matrix",
+    "plot_histograms",
+    "plot_history",
+    "plot_threshold_sweep",
+    "show_cityscapes_predictions",
+    "show_class_colors",
+    "show_error_maps",
+    "show_filters",
+    "show_label_map",
+    "show_layer_figure",
+    "show_mask",
+    "show_predictions",
+    "show_samples",
+    "to_display",
+    "to_uint8",
+]
