@@ -14,8 +14,9 @@ import torch
 from benchmarks.measure import Row, interleaved, median, speedup_row, spread
 from benchmarks.train_step import original_step
 from unet_lib.config import recipe
-from unet_lib.engine import build_model, make_optimizer, train_one_epoch
+from unet_lib.engine import build_model, train_one_epoch
 from unet_lib.losses import make_loss
+from unet_lib.optim import make_optimizer
 from unet_lib.runtime import autocast_dtype
 
 TARGET_SPEEDUP = 2.0  # bf16 + channels_last (+ compile) against the original fp32 loop
@@ -65,7 +66,15 @@ def run(repeats: int, compile_model: bool = False) -> list[Row]:
         net = torch.compile(model) if compile_model else model
         batch = [(images, masks)]
         return lambda: train_one_epoch(
-            net, batch, loss_fn, optimizer, device, None, scaler, amp_dtype, channels_last=True, progress=False
+            net,
+            batch,
+            loss_fn,
+            optimizer,
+            device=device,
+            scaler=scaler,
+            amp_dtype=amp_dtype,
+            channels_last=True,
+            progress=False,
         )
 
     name = f"{amp_dtype}".removeprefix("torch.") + " + channels_last" + (" + compile" if compile_model else "")

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from benchmarks.measure import Row
+from unet_lib.carvana_eval import write_submission
 from unet_lib.data import CarvanaDataset
-from unet_lib.submission import write_submission
 
 
 def submission_seconds(model: nn.Module, paths: list[Path], size: tuple[int, int], workers: int) -> float:

@@ -19,8 +19,9 @@ import torch
 from benchmarks.measure import Row
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate, make_optimizer, make_scheduler, train_one_epoch
+from unet_lib.engine import build_model, evaluate, train_one_epoch
 from unet_lib.losses import make_loss
+from unet_lib.optim import make_optimizer, make_scheduler
 from unet_lib.runtime import seed_everything
 
 TARGET_DICE = 0.97
@@ -59,7 +60,9 @@ def train_until(
     dices: list[float] = []
     started = time.perf_counter()
     for epoch in range(1, min(max_epochs or config.num_epochs, config.num_epochs) + 1):
-        train_one_epoch(model, train_loader, loss_fn, optimizer, device, scheduler, epoch=epoch, progress=False)
+        train_one_epoch(
+            model, train_loader, loss_fn, optimizer, device=device, scheduler=scheduler, epoch=epoch, progress=False
+        )
         dices.append(evaluate(model, val_loader, loss_fn, device, config.num_classes, progress=False)["dice"])
         seconds = time.perf_counter() - started
         print(f"    {name}: epoch {epoch}, val Dice {dices[-1]:.4f}, {seconds:.0f} s", flush=True)

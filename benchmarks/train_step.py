@@ -1,7 +1,7 @@
 """Figure: one CPU training step at the original configuration (31 M parameter ``UNet()``, 160x240, batch 16).
 
 The original loop, re-typed (``model(x)``, ``BCEWithLogitsLoss``, Adam step), against the project's
-``train_one_epoch`` as ``fit`` runs it on a CPU (fused AdamW update, freed memory kept for reuse),
+``train_one_epoch`` as the CLI trains on a CPU (fused AdamW update, freed memory kept for reuse),
 with and without channels_last; plus the step's FLOPs, counted by ``FlopCounterMode``, as a share
 of the machine's own matrix-multiply rate.
 
@@ -22,8 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.measure import Row, interleaved, matmul_flops, median, speedup_row, spread
 from unet_lib.config import TrainConfig, recipe
-from unet_lib.engine import build_model, make_optimizer, train_one_epoch
+from unet_lib.engine import build_model, train_one_epoch
 from unet_lib.losses import make_loss
+from unet_lib.optim import make_optimizer
 from unet_lib.runtime import keep_freed_memory
 
 TARGET_SPEEDUP = 1.0
@@ -64,7 +65,7 @@ def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -
             original_step(model, optimizer, images, targets)
 
     else:
-        keep_freed_memory()  # as fit() does on the CPU
+        keep_freed_memory()  # as the CLI does on the CPU
         channels_last = name.endswith("channels_last")
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -73,7 +74,13 @@ def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -
 
         def step():
             train_one_epoch(
-                model, batch, loss_fn, optimizer, torch.device("cpu"), channels_last=channels_last, progress=False
+                model,
+                batch,
+                loss_fn,
+                optimizer,
+                device=torch.device("cpu"),
+                channels_last=channels_last,
+                progress=False,
             )
 
     conn.send("ready")

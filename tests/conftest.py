@@ -86,3 +86,13 @@ def cityscapes_tree(tmp_path):
     root = tmp_path / "cityscapes"
     make_cityscapes_tree(root)
     return root
+
+
+def strict_json(text: str):
+    """Parse JSON as strict parsers (jq, JavaScript) do: NaN and Infinity are refused."""
+    import json
+
+    def refuse(constant: str):
+        raise AssertionError(f"not strict JSON: found {constant}")
+
+    return json.loads(text, parse_constant=refuse)

@@ -5,10 +5,19 @@ import pickle
 
 import pytest
 import torch
+from conftest import strict_json
 from torch import nn
 
 from unet_lib import InputError, UNet
-from unet_lib.checkpoint import load_checkpoint, load_original, model_from_checkpoint, new_run_dir, save_checkpoint
+from unet_lib.checkpoint import (
+    load_checkpoint,
+    load_original,
+    model_from_checkpoint,
+    new_run_dir,
+    save_checkpoint,
+    to_json,
+    write_json,
+)
 
 
 class RefDoubleConv(nn.Module):
@@ -152,3 +161,12 @@ def test_a_crafted_pickle_does_not_run(tmp_path, monkeypatch):
 def test_new_run_dir_never_reuses_a_folder(tmp_path):
     first, second = new_run_dir(tmp_path), new_run_dir(tmp_path)
     assert (first.name, second.name) == ("run-001", "run-002")
+
+
+def test_json_is_strict_undefined_scores_are_null(tmp_path):
+    value = {"miou": float("nan"), "iou": [0.5, float("inf"), -float("inf")], "mat": torch.tensor([[1, 2]])}
+    text = to_json(value)
+    assert strict_json(text) == {"miou": None, "iou": [0.5, None, None], "mat": [[1, 2]]}
+    write_json(value, tmp_path / "scores.json")
+    assert strict_json((tmp_path / "scores.json").read_text()) == strict_json(text)
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.json"]  # no temporary file left behind

@@ -1,11 +1,11 @@
 """The command line end to end on small sample data: sample-data, train, evaluate, predict, errors."""
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from PIL import Image
 
 from unet_lib.checkpoint import save_checkpoint
@@ -43,7 +43,7 @@ def test_sample_data_layout(workdir):
 
 def test_train_writes_a_run(workdir):
     assert {p.name for p in (workdir / "run").iterdir()} >= {"best.pt", "last.pt", "history.json"}
-    history = json.loads((workdir / "run" / "history.json").read_text())
+    history = strict_json((workdir / "run" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
 
 
@@ -62,7 +62,7 @@ def test_evaluate_json(workdir, capsys):
         )
         == 0
     )
-    metrics = json.loads(capsys.readouterr().out)
+    metrics = strict_json(capsys.readouterr().out)
     assert metrics["images"] == 16  # one held-out car, 16 views
     assert 0 <= metrics["dice"] <= 1 and 0 <= metrics["pixel_accuracy"] <= 1
 
@@ -119,9 +119,9 @@ def test_user_mistakes_are_one_line_errors(workdir, tmp_path, capsys):
 
 
 def test_resume_continues_a_run(workdir, capsys):
-    history = json.loads((workdir / "run" / "history.json").read_text())
+    history = strict_json((workdir / "run" / "history.json").read_text())
     assert main(["train", "carvana", "--resume", "--out", str(workdir / "run"), "--quiet", "--threads", "1"]) == 0
-    assert json.loads((workdir / "run" / "history.json").read_text()) == history  # already finished: nothing to do
+    assert strict_json((workdir / "run" / "history.json").read_text()) == history  # already finished: nothing to do
     assert "best val_dice" in capsys.readouterr().out
 
 
@@ -135,7 +135,8 @@ def test_module_entry_point_and_help():
 
 
 def test_train_options_override_the_recipe():
-    from unet_lib.cli import build_parser, train_config
+    from unet_lib.cli import build_parser
+    from unet_lib.commands import train_config
 
     def config(*options):
         return train_config(build_parser().parse_args(["train", "carvana", *options]))

@@ -5,7 +5,6 @@ a batch per rank must give the whole batch's gradients; ``torchrun -m unet_lib t
 its checkpoints from rank 0 only and resume where it stopped.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import make_carvana_tree
+from conftest import make_carvana_tree, strict_json
 from torch.nn.parallel import DistributedDataParallel
 
 from unet_lib.checkpoint import load_checkpoint, save_checkpoint
@@ -190,7 +189,7 @@ def test_torchrun_train_writes_from_rank_0_and_resumes(tmp_path):
     writes = log.read_text().split("\n")[:-1]
     assert {w.split()[0] for w in writes} == {"0"}  # every write from rank 0
     assert [w for w in writes if w.endswith("last.pt")] == ["0 1 last.pt", "0 2 last.pt"]  # once per epoch
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = strict_json((tmp_path / "run" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
 
     # At a constant learning rate a 2-epoch run is the first 2 epochs of a 3-epoch run: with the

@@ -1,18 +1,18 @@
 """The training engine: a short run learns, resume is bit-exact, NaN stops cleanly, nothing is overwritten."""
 
 import dataclasses
-import json
 
 import pytest
 import torch
-from conftest import make_carvana_tree
+from conftest import make_carvana_tree, strict_json
 
 from unet_lib import InputError
 from unet_lib.checkpoint import load_checkpoint
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import TrainingDiverged, build_model, fit, predict_labels
+from unet_lib.engine import TrainingDiverged, build_model, fit
 from unet_lib.losses import make_loss
+from unet_lib.predict import predict_labels
 from unet_lib.runtime import seed_everything
 
 
@@ -42,7 +42,7 @@ def test_fit_writes_checkpoints_and_history(config, tmp_path):
     assert set(last) >= {"model", "optimizer", "scheduler", "epoch", "config", "metrics", "class_names"}
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["metrics"]["val_dice"] == max(row["val_dice"] for row in history)
-    assert json.loads((tmp_path / "run" / "history.json").read_text())[-1]["epoch"] == 3
+    assert strict_json((tmp_path / "run" / "history.json").read_text())[-1]["epoch"] == 3
 
 
 def test_resume_is_bit_exact(config, tmp_path):

@@ -1,4 +1,4 @@
-"""ConfusionMatrix and dice_per_image checked against torchmetrics and against hand-computed examples."""
+"""ConfusionMatrix, BinaryCounts and dice_per_image checked against torchmetrics and hand-computed examples."""
 
 import math
 
@@ -22,7 +22,7 @@ from torchmetrics.classification import (
 from torchmetrics.functional.classification import binary_f1_score
 
 from unet_lib.errors import InputError
-from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix, binary_stats, dice_per_image
+from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix, binary_counts, binary_scores, dice_per_image
 
 
 def random_batch(generator: torch.Generator, num_classes: int, shape=(2, 24, 20), ignored: float = 0.15):
@@ -104,43 +104,49 @@ def test_miou_keeps_a_class_present_on_one_side_only():
 
 def test_binary_matches_torchmetrics():
     generator = torch.Generator().manual_seed(1)
-    pred, target = random_batch(generator, 2, shape=(3, 1, 16, 16))
-    scores = binary_stats(pred, target)
+    pred, target = random_batch(generator, 2, shape=(3, 16, 16))
+    scores = binary_scores(binary_counts(pred, target))  # pooled over the 3 images, ignored pixels skipped
+    cm = ConfusionMatrix(2)
+    cm.update(pred.bool(), target)  # bool predictions are label maps too
     for key, metric in {
         "pixel_accuracy": BinaryAccuracy,
         "iou": BinaryJaccardIndex,
         "precision": BinaryPrecision,
         "recall": BinaryRecall,
-        "dice": BinaryF1Score,  # Dice is the F1 score of the foreground
     }.items():
         expected = metric(ignore_index=IGNORE_INDEX)(pred, target).item()
         assert scores[key] == pytest.approx(expected, abs=1e-6), key
-    cm = ConfusionMatrix(2)
-    cm.update(pred.bool(), target)  # bool predictions are label maps too
-    assert cm.compute()["dice"][1].item() == pytest.approx(scores["dice"])
+    # Dice is the F1 score of the foreground: pooled in the matrix, per image (then averaged) in the counts.
+    assert cm.compute()["dice"][1].item() == pytest.approx(BinaryF1Score(ignore_index=IGNORE_INDEX)(pred, target))
+    per_image = [BinaryF1Score(ignore_index=IGNORE_INDEX)(p, t).item() for p, t in zip(pred, target, strict=True)]
+    assert scores["dice"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-6)
 
 
-def test_merge_reset_and_ignored_predictions():
+def test_binary_counts_at_several_thresholds_match_torchmetrics():
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(5, 1, 8, 6, generator=generator)
+    target = (torch.rand(5, 8, 6, generator=generator) < 0.4).long()
+    target[0, :2] = IGNORE_INDEX
+    counts = BinaryCounts([0.2, 0.5, 0.8])
+    counts.update(logits[:2], target[:2])  # two batches: the images are concatenated in order
+    counts.update(logits[2:], target[2:])
+    for t, threshold in enumerate((0.2, 0.5, 0.8)):
+        for n in range(5):
+            keep = target[n] != IGNORE_INDEX
+            pred, truth = logits[n, 0][keep].sigmoid() > threshold, target[n][keep] == 1
+            expected = [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum(), (~pred & ~truth).sum()]
+            assert counts.counts[t, n].tolist() == [int(v) for v in expected], (threshold, n)
+    assert counts.scores(0.5) == binary_scores(binary_counts(logits[:, 0] > 0, target))
+    assert counts.worst(2, 0.5) == torch.argsort(counts.dice()[1], stable=True)[:2].tolist()
+
+
+def test_ignored_predictions_and_an_empty_matrix():
     generator = torch.Generator().manual_seed(2)
-    batches = [random_batch(generator, 4) for _ in range(3)]
-    whole, first, second = ConfusionMatrix(4), ConfusionMatrix(4), ConfusionMatrix(4)
-    for pred, target in batches:
-        whole.update(pred, target)
-    first.update(*batches[0])
-    second.update(*batches[1])
-    second.update(*batches[2])
-    first += second
-    assert torch.equal(first.mat, whole.mat)
-
-    # Predictions under ignored pixels may be anything, even out of range.
-    pred, target = batches[0]
-    first.reset()
-    first.update(torch.where(target == IGNORE_INDEX, 99, pred), target)
-    assert torch.equal(first.mat, _counts(pred, target, 4))
-    first.reset()
-    assert first.mat.sum() == 0 and math.isnan(first.compute()["miou"])
-    with pytest.raises(InputError, match="num_classes=4"):
-        first.merge(ConfusionMatrix(3))
+    pred, target = random_batch(generator, 4)
+    cm = ConfusionMatrix(4)
+    cm.update(torch.where(target == IGNORE_INDEX, 99, pred), target)  # under ignored pixels: anything goes
+    assert torch.equal(cm.mat, _counts(pred, target, 4))
+    assert math.isnan(ConfusionMatrix(4).compute()["miou"])
 
 
 def _counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -175,8 +181,12 @@ def _reduce_worker(rank: int, world_size: int, init_file: str, out_file: str) ->
         cm = ConfusionMatrix(2)
         cm.update(torch.tensor([rank, 1]), torch.tensor([0, 1]))  # rank 0: both right; rank 1: one wrong
         cm.reduce_from_all_processes()
+        counts = BinaryCounts([0.5])
+        num_images = 2 - rank  # rank 0 holds two images, rank 1 one: the gather pads and trims
+        counts.update(torch.full((num_images, 1, 1, 2), 1.0), torch.tensor([[[1, rank]]]).expand(num_images, 1, 2))
+        counts.reduce_from_all_processes()
         if rank == 0:
-            torch.save(cm.mat, out_file)
+            torch.save({"mat": cm.mat, "counts": counts.counts}, out_file)
     finally:
         dist.destroy_process_group()
 
@@ -190,7 +200,10 @@ def test_reduce_from_all_processes_sums_counts(tmp_path):
 
     out_file = tmp_path / "mat.pt"
     mp.spawn(_reduce_worker, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2)
-    assert torch.equal(torch.load(out_file, weights_only=True), torch.tensor([[1, 1], [0, 2]]))
+    reduced = torch.load(out_file, weights_only=True)
+    assert torch.equal(reduced["mat"], torch.tensor([[1, 1], [0, 2]]))
+    # Every image of both ranks, in rank order: rank 0's two (one TP, one FP each), rank 1's one (two TP).
+    assert reduced["counts"].tolist() == [[[1, 1, 0, 0], [1, 1, 0, 0], [2, 0, 0, 0]]]
 
 
 def test_dice_per_image_hand_computed():

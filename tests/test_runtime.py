@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from unet_lib.config import TrainConfig
-from unet_lib.engine import make_optimizer
 from unet_lib.errors import InputError
+from unet_lib.optim import make_optimizer
 from unet_lib.runtime import pick_device
 
 # Allocates and frees a 256 MB tensor five times and prints the page faults of the last four rounds.

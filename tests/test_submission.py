@@ -12,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 from unet_lib import InputError, UNet
+from unet_lib.carvana_eval import evaluate_carvana, write_submission
 from unet_lib.data import CarvanaDataset
 from unet_lib.data.io import read_image
 from unet_lib.data.sample import write_carvana_sample
@@ -20,7 +21,6 @@ from unet_lib.engine import evaluate
 from unet_lib.losses import make_loss
 from unet_lib.predict import predict_logits
 from unet_lib.rle import rle_decode, rle_encode
-from unet_lib.submission import evaluate_carvana, write_submission
 
 SIZE = (32, 48)  # (H, W) the tiny networks see
 CPU = torch.device("cpu")

@@ -11,10 +11,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.functional.classification import binary_stat_scores
 
-from unet_lib.analysis import DEFAULT_THRESHOLDS, mask_coverage, predict_items, sweep_thresholds
+from unet_lib.carvana_eval import DEFAULT_THRESHOLDS, mask_coverage, sweep_thresholds
 from unet_lib.data.carvana import CarvanaDataset
 from unet_lib.errors import InputError
 from unet_lib.metrics import dice_per_image
+from unet_lib.predict import predict_items
 
 
 def channel_zero_model() -> nn.Module:
@@ -62,8 +63,10 @@ def test_counts_match_torchmetrics_at_every_threshold(data):
     best = int(reference.mean(1).argmax())
     assert sweep.best_threshold() == pytest.approx((DEFAULT_THRESHOLDS[best], reference.mean(1)[best].item()))
     at_half = reference[DEFAULT_THRESHOLDS.index(0.5)]
-    assert sweep.worst(3) == torch.argsort(at_half, stable=True)[:3].tolist()
-    assert at_half[sweep.worst(1)[0]] == at_half.min()
+    assert sweep.worst(3, 0.5) == torch.argsort(at_half, stable=True)[:3].tolist()
+    assert at_half[sweep.worst(1, 0.5)[0]] == at_half.min()
+    with pytest.raises(InputError, match="several were counted"):
+        sweep.worst(3)
 
 
 def test_pooled_scores_match_torchmetrics(data):
@@ -119,7 +122,7 @@ def test_bad_inputs(data):
         sweep_thresholds(model, [])
     with pytest.raises(InputError, match="one output channel"):
         sweep_thresholds(nn.Conv2d(3, 2, 1), loader, progress=False)
-    with pytest.raises(InputError, match="threshold: 0.33 was not swept"):
+    with pytest.raises(InputError, match="threshold: 0.33 was not counted"):
         sweep_thresholds(model, loader, progress=False).scores(0.33)
 
 

@@ -1,18 +1,19 @@
 """unet_lib: U-Net semantic segmentation on Carvana and Cityscapes, built to be read.
 
-The names below are the public API; figures live in ``unet_lib.viz`` / ``unet_lib.viz_layers`` and the
-widget explorer in ``unet_lib.widgets`` (they import matplotlib and ipywidgets).
+The names below are the public API; figures live in ``unet_lib.viz`` and the widget explorer in
+``unet_lib.widgets`` (they import matplotlib and ipywidgets).
 """
 
 from unet_lib.activations import capture, layer_names
 from unet_lib.checkpoint import load_checkpoint, load_original, model_from_checkpoint, save_checkpoint
 from unet_lib.config import RECIPES, TrainConfig, recipe
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate, fit, train_one_epoch
+from unet_lib.engine import build_model, evaluate, fit, train, train_one_epoch
 from unet_lib.errors import InputError
 from unet_lib.losses import BCEDiceLoss, make_loss
-from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix, dice_per_image
+from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix, dice_per_image
 from unet_lib.model import UNet, count_parameters
+from unet_lib.predict import predict_labels, predict_logits
 from unet_lib.rle import rle_decode, rle_encode
 from unet_lib.runtime import pick_device, seed_everything
 
@@ -20,6 +21,7 @@ __all__ = [
     "IGNORE_INDEX",
     "RECIPES",
     "BCEDiceLoss",
+    "BinaryCounts",
     "CarvanaDataset",
     "CityscapesDataset",
     "ConfusionMatrix",
@@ -40,10 +42,13 @@ __all__ = [
     "make_loss",
     "model_from_checkpoint",
     "pick_device",
+    "predict_labels",
+    "predict_logits",
     "recipe",
     "rle_decode",
     "rle_encode",
     "save_checkpoint",
     "seed_everything",
+    "train",
     "train_one_epoch",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from unet_lib.errors import InputError
-from unet_lib.metrics import dice_per_image
+from unet_lib.metrics import dice_per_image, dice_score
 
 NUM_THRESHOLDS = 256  # grid of candidate thresholds per feature
 
@@ -68,8 +68,7 @@ def _best_threshold(feature: torch.Tensor, masks: torch.Tensor) -> tuple[float, 
     pixels = all_counts.sum(1, keepdim=True)
     best = (-1.0, ">=", low)
     for polarity, pred, hit in (("<", below_pred, below_hit), (">=", pixels - below_pred, target - below_hit)):
-        total = pred + target
-        dice = torch.where(total > 0, 2 * hit / total.clamp(min=1), torch.ones_like(total)).mean(0)  # [T]
+        dice = dice_score(hit, pred - hit, target - hit).mean(0)  # [T] from TP, FP = pred - TP, FN = target - TP
         j = int(dice.argmax())
         if dice[j].item() > best[0]:
             best = (dice[j].item(), polarity, low + j * step)

@@ -8,33 +8,73 @@ load is refused instead of executed.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
+from unet_lib.config import TrainConfig
+from unet_lib.data.cityscapes import NUM_CLASSES, NUM_LABEL_IDS
 from unet_lib.errors import InputError
 from unet_lib.model import UNet
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and rename it to ``path`` once the block ends without error.
+
+    A crash or an interruption leaves the old file intact and no half-written one behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+        with os.fdopen(fd, mode, **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    with atomic_write(path) as f:
+        torch.save(state, f)
+    return Path(path)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (an undefined score) become None: strict JSON has no NaN. Tensors become lists."""
+    if isinstance(value, torch.Tensor):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def to_json(value: Any, indent: int | None = 1) -> str:
+    """Strict JSON (``jq`` and every parser read it): undefined scores are ``null``, never ``NaN``."""
+    return json.dumps(_json_safe(value), indent=indent, allow_nan=False)
+
+
+def write_json(value: Any, path: str | Path) -> None:
+    """Write ``value`` as strict JSON, atomically."""
+    with atomic_write(path, "w") as f:
+        f.write(to_json(value))
 
 
 def _first_line(err: Exception) -> str:
@@ -159,3 +199,26 @@ def new_run_dir(base: str | Path, prefix: str = "run") -> Path:
             return path
         except FileExistsError:
             number += 1
+
+
+def checkpoint_config(state: dict[str, Any], path: str | Path = "checkpoint") -> TrainConfig:
+    """The config stored in a checkpoint, or one inferred for an original project ``.h5`` file.
+
+    The original files store weights only: their picture size is the original's best run's
+    (320x480 for Carvana, 160x320 for Cityscapes), and its Cityscapes model predicts the 34
+    labelIds directly (not the 19 trainIds).
+    """
+    if "config" in state:
+        return TrainConfig.from_dict(state["config"])
+    arch = state["arch"]
+    features = tuple(arch["features"])
+    if arch["num_classes"] == 1:
+        return TrainConfig(dataset="carvana", image_size=(320, 480), loss="bce", features=features)
+    if arch["num_classes"] in (NUM_CLASSES, NUM_LABEL_IDS):
+        return TrainConfig(
+            dataset="cityscapes", data_dir="data/cityscapes", image_size=(160, 320), loss="ce", features=features
+        )
+    raise InputError(
+        f"{path}: a {arch['num_classes']}-class model; expected 1 (carvana), {NUM_CLASSES} (cityscapes trainIds)"
+        f" or {NUM_LABEL_IDS} (cityscapes labelIds)"
+    )

@@ -1,6 +1,7 @@
 """Cityscapes scores as the official ``evalPixelLevelSemanticLabeling`` computes them, and the files it reads.
 
-Scores are taken at the labels' own 1024x2048: logits are upsampled before the argmax.
+Scores are taken at the labels' own 1024x2048: logits are upsampled before the argmax. The pixels
+are counted by ``metrics.ConfusionMatrix``; this module only applies the official definitions to it.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.datasets import Cityscapes
 
 from unet_lib.data.cityscapes import (
     CLASS_NAMES,
     NUM_CLASSES,
+    NUM_LABEL_IDS,
     TRAIN_CLASSES,
     CityscapesDataset,
     label_to_train_lut,
@@ -26,21 +26,12 @@ from unet_lib.data.cityscapes import (
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix
 from unet_lib.predict import predict_full_res
+from unet_lib.viz.colors import colorize
 
-NUM_LABEL_IDS = 34  # the original project's Cityscapes model predicts labelIds 0..33 directly
 VOID = NUM_CLASSES  # confusion-matrix column 19: a predicted labelId that is not evaluated (unlabeled, parking, ...)
 # The 7 categories with evaluated classes ("void" has none), in the official order.
 CATEGORY_NAMES = list(dict.fromkeys(c.category for c in sorted(TRAIN_CLASSES, key=lambda c: c.category_id)))
 CLASS_CATEGORY = [CATEGORY_NAMES.index(c.category) for c in TRAIN_CLASSES]  # trainId -> category index
-
-
-def label_id_palette() -> np.ndarray:
-    """The official colour of every labelId, uint8 [256, 3] (ids past 33 are black)."""
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for c in Cityscapes.classes:
-        if c.id >= 0:
-            palette[c.id] = c.color
-    return palette
 
 
 def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
@@ -57,10 +48,12 @@ def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
             and, last, ``VOID`` (any non-evaluated labelId).
 
     Returns:
-        ``pixel_accuracy``, ``miou``, ``iou`` ({class name: IoU}), ``category_miou`` and
-        ``category_iou`` ({category name: IoU}).
+        ``pixel_accuracy``, ``miou``, ``iou`` ({class name: IoU}), ``category_miou``,
+        ``category_iou`` ({category name: IoU}) and ``mat`` (the int64 counts [19, 19] of true
+        against predicted trainIds, for a confusion-matrix figure).
     """
-    mat = mat[:NUM_CLASSES].double()  # (19, 20): only evaluated ground truth
+    counts = mat[:NUM_CLASSES, :NUM_CLASSES].cpu().clone()
+    mat = mat[:NUM_CLASSES].double().cpu()  # (19, 20): only evaluated ground truth
     tp = mat.diag()
     fn = mat.sum(1) - tp  # row: everything predicted on the class's pixels, void included
     fp = mat[:, :NUM_CLASSES].sum(0) - tp  # column: the class predicted on other evaluated pixels
@@ -80,6 +73,7 @@ def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
         "iou": dict(zip(CLASS_NAMES, iou.tolist(), strict=True)),
         "category_miou": category_iou.nanmean().item(),
         "category_iou": dict(zip(CATEGORY_NAMES, category_iou.tolist(), strict=True)),
+        "mat": counts,
     }
 
 
@@ -99,7 +93,7 @@ def predict_label_ids(
     original project's) predicts labelIds directly.
 
     Yields:
-        ``(index into image_paths, labelIds uint8 [H, W] on the CPU)``.
+        ``(index into image_paths, labelIds uint8 [H, W] on device)``.
     """
     to_label_id = train_to_label_lut().to(device)
     results = predict_full_res(
@@ -111,7 +105,7 @@ def predict_label_ids(
             labels = to_label_id[labels]
         elif logits.shape[0] != NUM_LABEL_IDS:
             raise InputError(f"model: predicts {logits.shape[0]} classes; expected 19 trainIds or 34 labelIds")
-        yield index, labels.to(torch.uint8).cpu()
+        yield index, labels.to(torch.uint8)
 
 
 def evaluate_cityscapes(
@@ -139,10 +133,9 @@ def evaluate_cityscapes(
     Returns:
         The scores of ``cityscapes_scores``, computed at the labels' resolution.
     """
-    to_eval = label_to_train_lut().long()
+    to_eval = label_to_train_lut().long().to(device)
     to_eval[to_eval == IGNORE_INDEX] = VOID  # a predicted non-evaluated labelId: wrong, but no class's FP
-    matrix = ConfusionMatrix(NUM_CLASSES + 1)
-    model.eval()
+    matrix = ConfusionMatrix(NUM_CLASSES + 1, device=device)
     predictions = predict_label_ids(model, dataset.images, size, device, tta, batch_size, num_workers, progress)
     for index, label_ids in predictions:
         target = dataset.read_labels(index)  # (H, W) trainIds, 255 where not evaluated
@@ -205,14 +198,12 @@ def write_cityscapes_predictions(
             "pass --overwrite (overwrite=True) or choose another --out"
         )
     (Path(out_dir) / "color").mkdir(parents=True, exist_ok=True)
-    palette = label_id_palette()
-    model.eval()
     predictions = predict_label_ids(model, dataset.images, size, device, tta, batch_size, num_workers, progress)
     for index, label_ids in predictions:
         label_path, color_path = paths[index]
-        array = label_ids.numpy()  # (H, W) uint8
-        Image.fromarray(array).save(label_path)
-        Image.fromarray(palette[array]).save(color_path)
+        label_ids = label_ids.cpu()  # (H, W) uint8
+        Image.fromarray(label_ids.numpy()).save(label_path)
+        Image.fromarray(colorize(label_ids, "labelid").permute(1, 2, 0).numpy()).save(color_path)
     return [label_path for label_path, _ in paths]
 
 
@@ -231,7 +222,6 @@ __all__ = [
     "CATEGORY_NAMES",
     "cityscapes_scores",
     "evaluate_cityscapes",
-    "label_id_palette",
     "predict_label_ids",
     "print_scores",
     "result_paths",

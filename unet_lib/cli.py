@@ -1,17 +1,20 @@
 """The command line: ``python -m unet_lib {sample-data,train,evaluate,predict,demo} ...``.
 
-A user's mistake ends in one line on stderr naming the file or argument, and exit code 2.
+This module only parses arguments; ``unet_lib.commands`` does the work. A user's mistake ends in
+one line on stderr naming the file or argument, and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
+from typing import get_args
 
-from unet_lib.config import RECIPES, TrainConfig, recipe
+from unet_lib import commands
+from unet_lib.config import RECIPES
+from unet_lib.data import DatasetName
+from unet_lib.engine import TrainingDiverged
 from unet_lib.errors import InputError
 
 EPILOG = """examples:
@@ -55,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("sample-data", help="write procedurally generated data in the real on-disk formats")
-    p.add_argument("dataset", choices=["carvana", "cityscapes"])
+    p = subcommands.add_parser("sample-data", help="write procedurally generated data in the real on-disk formats")
+    p.add_argument("dataset", choices=get_args(DatasetName))
     p.add_argument("dir", type=Path, help="folder to write, e.g. data/carvana")
     p.add_argument(
         "--cars", type=positive_int, default=8, help="carvana: number of training cars, 16 views each (default 8)"
@@ -72,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty folder")
 
-    p = commands.add_parser("train", help="train a U-Net")
-    p.add_argument("dataset", choices=["carvana", "cityscapes"])
+    p = subcommands.add_parser("train", help="train a U-Net")
+    p.add_argument("dataset", choices=get_args(DatasetName))
     p.add_argument("--data", type=Path, help="dataset folder (default data/<dataset>)")
     p.add_argument(
         "--recipe", choices=sorted(RECIPES), help="named recipe (default: recommended / cityscapes-recommended)"
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    p = commands.add_parser("evaluate", help="score a checkpoint on a dataset split")
+    p = subcommands.add_parser("evaluate", help="score a checkpoint on a dataset split")
     p.add_argument("--checkpoint", type=Path, required=True, help="a .pt from train, or an original project .h5")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="val", help="split to score (default val)")
@@ -115,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true")
 
-    p = commands.add_parser(
+    p = subcommands.add_parser(
         "predict",
         help="predict masks at the input's original resolution",
         description="Either INPUTS --out DIR (masks and overlays), or --data DIR --split SPLIT with "
@@ -141,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = commands.add_parser("demo", help="the main job: sample data if needed, train, evaluate, baselines, figure")
+    p = subcommands.add_parser("demo", help="the main job: sample data if needed, train, evaluate, baselines, figure")
     p.add_argument("--data", type=Path, default=Path("data/carvana"))
     p.add_argument("--models", type=Path, default=Path("models/demo"), help="a new run-NNN folder is made here")
     p.add_argument("--epochs", type=positive_int, help="override the demo recipe's epoch count")
@@ -150,53 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig for ``train``: a recipe, then any option given on the command line."""
-    name = args.recipe or ("recommended" if args.dataset == "carvana" else "cityscapes-recommended")
-    config = recipe(name)
-    if config.dataset != args.dataset:
-        raise InputError(f"--recipe {name}: is a {config.dataset} recipe, but the dataset is {args.dataset}")
-    overrides = {
-        "data_dir": str(args.data or Path("data") / args.dataset),
-        "image_size": args.size,
-        "num_epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "features": args.features,
-        "limit": args.limit,
-        "num_workers": args.workers,
-        "device": args.device,
-        "seed": args.seed,
-        "amp": args.amp,
-        "channels_last": args.channels_last,
-    }
-    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from unet_lib import commands  # heavy imports (torch) only once the arguments are valid
-
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except commands.TrainingDiverged as err:
+    except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print("interrupted; continue a training run with --resume", file=sys.stderr)
         return 130
-
-
-def print_metrics(metrics: dict, as_json: bool = False) -> None:
-    """Metrics as JSON, or as an aligned two-column table."""
-    if as_json:
-        print(json.dumps(metrics, indent=2))
-        return
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            print(f"  {key:<22} {value:.4f}")
-        elif not isinstance(value, (list, dict)):
-            print(f"  {key:<22} {value}")

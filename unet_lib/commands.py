@@ -1,4 +1,7 @@
-"""What each command-line command does; ``unet_lib.cli`` parses the arguments and calls these."""
+"""What each command-line command does; ``unet_lib.cli`` parses the arguments and calls these.
+
+Each function takes the parsed ``argparse.Namespace`` and returns the exit code.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +13,54 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, new_run_dir
-from unet_lib.cityscapes_eval import NUM_LABEL_IDS, evaluate_cityscapes, print_scores, write_cityscapes_predictions
-from unet_lib.cli import print_metrics, train_config
-from unet_lib.config import TrainConfig
-from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders, class_names_for
-from unet_lib.engine import TrainingDiverged, best_metric_name, build_model, fit
+from unet_lib.carvana_eval import evaluate_carvana, write_submission
+from unet_lib.checkpoint import checkpoint_config, load_checkpoint, model_from_checkpoint, new_run_dir, to_json
+from unet_lib.cityscapes_eval import evaluate_cityscapes, print_scores, write_cityscapes_predictions
+from unet_lib.config import TrainConfig, recipe
+from unet_lib.data import CarvanaDataset, CityscapesDataset
+from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
+from unet_lib.engine import train as train_run
 from unet_lib.errors import InputError
 from unet_lib.losses import make_loss
-from unet_lib.runtime import pick_device, seed_everything
-from unet_lib.submission import check_threshold, evaluate_carvana, write_submission
+from unet_lib.metrics import check_threshold
+from unet_lib.runtime import keep_freed_memory, pick_device
 
-__all__ = ["TrainingDiverged", "demo", "evaluate", "predict", "sample_data", "train"]
+__all__ = ["demo", "evaluate", "predict", "sample_data", "train", "train_config"]
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig for ``train``: a recipe, then any option given on the command line."""
+    name = args.recipe or ("recommended" if args.dataset == "carvana" else "cityscapes-recommended")
+    config = recipe(name)
+    if config.dataset != args.dataset:
+        raise InputError(f"--recipe {name}: is a {config.dataset} recipe, but the dataset is {args.dataset}")
+    overrides = {
+        "data_dir": str(args.data or Path("data") / args.dataset),
+        "image_size": args.size,
+        "num_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "features": args.features,
+        "limit": args.limit,
+        "num_workers": args.workers,
+        "device": args.device,
+        "seed": args.seed,
+        "amp": args.amp,
+        "channels_last": args.channels_last,
+    }
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def print_metrics(metrics: dict, as_json: bool = False) -> None:
+    """Metrics as strict JSON (undefined scores are null), or as an aligned two-column table."""
+    if as_json:
+        print(to_json(metrics, indent=2))
+        return
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:<22} {value:.4f}")
+        elif not isinstance(value, (list, dict)):
+            print(f"  {key:<22} {value}")
 
 
 def sample_data(args: argparse.Namespace) -> int:
@@ -61,55 +100,32 @@ def train(args: argparse.Namespace) -> int:
         if args.out is None:
             raise InputError("--resume: also pass --out, the run folder to continue")
         config = TrainConfig.from_dict(load_checkpoint(args.out / "last.pt")["config"])
-        config = dataclasses.replace(
-            config,
-            **{
-                k: getattr(args, a)
-                for k, a in (("device", "device"), ("num_workers", "workers"))
-                if getattr(args, a) is not None
-            },
-        )
+        changes = {"device": args.device, "num_workers": args.workers}
+        config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     distributed, local_rank = _init_distributed(config.device)
     try:
-        seed_everything(config.seed, threads=args.threads)
-        device = (
-            torch.device("cuda", local_rank)
-            if distributed and dist.get_backend() == "nccl"
-            else pick_device(config.device)
-        )
-        out = [
-            args.out
-            or (new_run_dir(Path("models") / config.dataset) if not distributed or dist.get_rank() == 0 else None)
-        ]
+        nccl = distributed and dist.get_backend() == "nccl"
+        device = torch.device("cuda", local_rank) if nccl else pick_device(config.device)
+        rank0 = not distributed or dist.get_rank() == 0
+        out = [args.out or (new_run_dir(Path("models") / config.dataset) if rank0 else None)]
         if distributed:
             dist.broadcast_object_list(out, src=0)  # every rank writes (rank 0) or reads the same folder
         out_dir = Path(out[0])
-        train_set, val_set = build_datasets(config)
-        train_loader, val_loader = build_loaders(config, train_set, val_set)
-        model = build_model(config).to(device)
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if distributed:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[local_rank] if device.type == "cuda" else None
-            )
-        rank0 = not distributed or dist.get_rank() == 0
+        if device.type == "cpu":
+            keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
         if rank0:
-            print(f"training on {device} ({len(train_set)} train / {len(val_set)} val images) -> {out_dir}")
-        history = fit(
-            model,
-            train_loader,
-            val_loader,
-            make_loss(config.loss, config.num_classes),
+            print(f"training on {device} -> {out_dir}")
+        history = train_run(
             config,
             out_dir,
             resume=args.resume,
             overwrite=args.overwrite,
-            class_names=class_names_for(config),
+            device=device,
+            threads=args.threads,
             progress=not args.quiet and rank0,
         )
         if rank0:
-            key = best_metric_name(config)
+            key = config.best_metric
             best = max(history, key=lambda row: row[key])
             print(f"best {key} {best[key]:.4f} at epoch {best['epoch']}; checkpoints in {out_dir} (best.pt, last.pt)")
     finally:
@@ -129,27 +145,13 @@ def _data_kind(folder: Path) -> str | None:
 
 
 def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
-    """The config stored in a checkpoint, or one inferred for an original project .h5 file.
-
-    The original project's Cityscapes model has 34 outputs, read as labelIds (not trainIds).
-    """
-    arch = state["arch"]
-    if "config" in state:
-        config = TrainConfig.from_dict(state["config"])
-    elif arch["num_classes"] == 1:
-        config = TrainConfig(dataset="carvana", image_size=(320, 480), loss="bce", features=tuple(arch["features"]))
-    elif arch["num_classes"] in (19, NUM_LABEL_IDS):
-        config = TrainConfig(dataset="cityscapes", image_size=(160, 320), loss="ce", features=tuple(arch["features"]))
-    else:
-        raise InputError(
-            f"{args.checkpoint}: a {arch['num_classes']}-class model; expected 1 (carvana), 19 (cityscapes trainIds)"
-            f" or {NUM_LABEL_IDS} (cityscapes labelIds)"
-        )
+    """The checkpoint's config, checked against ``--data`` and with ``--data``/``--size`` applied."""
+    config = checkpoint_config(state, args.checkpoint)
     data = getattr(args, "data", None)
     kind = _data_kind(data) if data else None
     if kind is not None and kind != config.dataset:
         raise InputError(
-            f"{args.checkpoint}: a {arch['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
+            f"{args.checkpoint}: a {state['arch']['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
         )
     return dataclasses.replace(
         config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
@@ -206,9 +208,8 @@ def predict(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from unet_lib.data.cityscapes import label_to_train_lut
     from unet_lib.predict import collect_inputs, predict_file, save_mask_png
-    from unet_lib.viz import colorize_trainids, overlay_mask
+    from unet_lib.viz import overlay
 
     model, state, config, device = _load_for_inference(args)
     files = collect_inputs(args.inputs)
@@ -225,14 +226,13 @@ def predict(args: argparse.Namespace) -> int:
         mask_path, overlay_path = outputs[path]
         if config.num_classes == 1:
             save_mask_png(labels, mask_path)
-            overlay = overlay_mask(image, labels.bool())
+            painted = overlay(image, labels, "binary")
         else:
             if state["arch"]["num_classes"] == NUM_LABEL_IDS:
                 labels = label_to_train_lut()[labels].long()  # the original 34-class model predicts labelIds
-            colors = colorize_trainids(labels)
             save_mask_png(labels, mask_path, scale=1)
-            overlay = (0.5 * image.float() + 0.5 * colors.float()).to(torch.uint8)
-        Image.fromarray(overlay.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
+            painted = overlay(image, labels, "trainid")
+        Image.fromarray(painted.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
     print(f"wrote {len(files)} masks and overlays to {args.out}")
     return 0
 
@@ -279,4 +279,5 @@ def _predict_split(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     from unet_lib.demo import run_demo
 
+    keep_freed_memory()  # the demo trains on the CPU: much faster steps
     return run_demo(args.data, args.models, epochs=args.epochs, threads=args.threads, progress=not args.quiet)

@@ -15,10 +15,10 @@ import torch
 from unet_lib.baselines import mean_mask_dice, threshold_dice
 from unet_lib.checkpoint import model_from_checkpoint, new_run_dir
 from unet_lib.config import recipe
-from unet_lib.data import build_datasets, build_loaders, class_names_for
-from unet_lib.engine import build_model, evaluate, fit
+from unet_lib.data import build_datasets, build_loaders
+from unet_lib.engine import evaluate, train
 from unet_lib.losses import make_loss
-from unet_lib.runtime import seed_everything
+from unet_lib.predict import predict_labels
 
 TARGET_DICE = 0.97  # the demo's promise on the held-out sample cars
 
@@ -45,31 +45,20 @@ def run_demo(
         started = time.perf_counter()
         write_carvana_sample(data_dir, num_cars=8)
         print(f"  done in {time.perf_counter() - started:.0f} s")
-    config = recipe("demo", data_dir=str(data_dir), **({"num_epochs": epochs} if epochs else {}))
-    seed_everything(config.seed, threads=threads)
+    config = recipe("demo", data_dir=str(data_dir), device="cpu", **({"num_epochs": epochs} if epochs else {}))
     train_set, val_set = build_datasets(config)
-    train_loader, val_loader = build_loaders(config, train_set, val_set)
     out_dir = new_run_dir(models_dir)
     print(
         f"training {config.features} U-Net at {config.image_size[0]}x{config.image_size[1]} on the CPU: "
         f"{len(train_set)} training / {len(val_set)} held-out images -> {out_dir}"
     )
-    model = build_model(config)
-    loss_fn = make_loss(config.loss, config.num_classes)
     started = time.perf_counter()
-    history = fit(
-        model,
-        train_loader,
-        val_loader,
-        loss_fn,
-        config,
-        out_dir,
-        class_names=class_names_for(config),
-        progress=progress,
-    )
+    history = train(config, out_dir, datasets=(train_set, val_set), threads=threads, progress=progress)
     minutes = (time.perf_counter() - started) / 60
 
     best_model, _ = model_from_checkpoint(out_dir / "best.pt", num_classes=1)
+    _, val_loader = build_loaders(config, train_set, val_set)
+    loss_fn = make_loss(config.loss, config.num_classes)
     metrics = evaluate(best_model, val_loader, loss_fn, torch.device("cpu"), 1, config.threshold, progress=False)
     train_images, train_masks = stack_dataset(build_datasets(dataclasses.replace(config, augment="none"))[0])
     val_images, val_masks = stack_dataset(val_set)
@@ -79,7 +68,7 @@ def run_demo(
     from unet_lib.viz import show_predictions
 
     with torch.inference_mode():
-        preds = (best_model(val_images[:6]) > 0).long()[:, 0]
+        preds = predict_labels(best_model(val_images[:6]), config.threshold)  # (6, H, W)
     figure = show_predictions(
         val_images[:6], preds, val_masks[:6], overlay=True, title="Held-out cars: top prediction, bottom reference"
     )

@@ -6,6 +6,8 @@ that skips ``IGNORE_INDEX`` pixels.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +15,8 @@ from torch import nn
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 
-LOSSES = ("bce", "bce_dice", "ce")
+LossName = Literal["bce", "bce_dice", "ce"]  # BCE (the original), BCE + soft Dice, cross-entropy
+LOSSES = get_args(LossName)
 
 
 def _binary_target(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -101,7 +104,7 @@ class MaskCrossEntropyLoss(nn.CrossEntropyLoss):
         return super().forward(logits, masks.long())
 
 
-def make_loss(name: str, num_classes: int) -> nn.Module:
+def make_loss(name: LossName, num_classes: int) -> nn.Module:
     """Build a loss by name; the module is called as ``loss_fn(logits, masks)``.
 
     Args:

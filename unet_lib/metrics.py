@@ -1,9 +1,15 @@
-"""Segmentation metrics: a confusion matrix on ``torch.bincount`` and the per-image Dice of Carvana.
+"""Segmentation metrics: the one place where Dice, IoU, precision and recall are computed.
 
-Every score here comes from four counts per class: true/false positives and negatives.
+Every score comes from four pixel counts: true/false positives and negatives. Two accumulators
+gather them, on the device of the predictions, and sum themselves across processes:
+``ConfusionMatrix`` (several classes, pooled over all pixels) and ``BinaryCounts`` (one class,
+per image and per threshold: Carvana's mean per-image Dice and the threshold sweep).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -11,15 +17,110 @@ import torch.distributed as dist
 from unet_lib.errors import InputError
 
 IGNORE_INDEX = 255  # label of "don't care" pixels, shared by padding, loss and metrics
+COUNT_NAMES = ("tp", "fp", "fn", "tn")  # the order of the last axis of BinaryCounts.counts
+
+
+def dice_score(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, empty: float = 1.0) -> torch.Tensor:
+    """Dice (F1) = 2TP / (2TP + FP + FN), elementwise, in float64.
+
+    Args:
+        tp, fp, fn: Pixel counts of any (equal) shape.
+        empty: The score where there is nothing to find and nothing was found (2TP + FP + FN = 0):
+            1 for an image (Kaggle's rule), NaN for a class that never appears.
+    """
+    tp, total = tp.double(), 2 * tp.double() + fp.double() + fn.double()
+    return torch.where(total > 0, 2 * tp / total.clamp(min=1), torch.full_like(total, empty))
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / denominator in float64; 0 / 0 gives NaN, which is what an undefined score should be."""
+    return numerator.double() / denominator.double()
+
+
+def check_threshold(threshold: float, name: str = "threshold") -> float:
+    """A probability strictly between 0 and 1 (0 and 1 would mark every pixel or none)."""
+    if not 0 < threshold < 1:
+        raise InputError(f"{name}: expected a probability strictly between 0 and 1, got {threshold}")
+    return float(threshold)
+
+
+def binarize(logits: torch.Tensor, thresholds: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """Binary logits [B, 1, H, W] -> bool masks [T, B, H, W]: "car" where sigmoid(logit) > threshold.
+
+    sigmoid(x) > t  <=>  x > log(t / (1 - t)), so no sigmoid is needed.
+    """
+    t = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
+    cut = torch.log(t / (1 - t)).to(logits.device, torch.float32)  # (T,) thresholds as logits
+    return logits[:, 0].float() > cut[:, None, None, None]  # (T, B, H, W)
+
+
+def binary_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """TP, FP, FN and TN pixels of each image of a binary prediction.
+
+    Args:
+        pred: Predicted masks [..., N, H, W], bool or 0/1 (e.g. [T, N, H, W] from :func:`binarize`).
+        target: True masks [N, H, W] of 0/1; ``IGNORE_INDEX`` pixels count nowhere.
+
+    Returns:
+        int64 [..., N, 4] in the order of ``COUNT_NAMES``.
+    """
+    if target.ndim != 3 or pred.shape[-3:] != target.shape:
+        raise InputError(
+            f"pred and target: expected masks [N, H, W] of the same size, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    labelled = target != IGNORE_INDEX
+    if not ((target[labelled] == 0) | (target[labelled] == 1)).all():
+        raise InputError("target: expected a binary mask (0/1, or 255 for ignored pixels), found other values")
+    if pred.dtype != torch.bool and not ((pred == 0) | (pred == 1)).all():
+        raise InputError("pred: expected a binary mask (bool or 0/1), found other values")
+    pred, truth = pred.bool().to(target.device), target == 1
+    outcomes = (pred & truth, pred & ~truth & labelled, ~pred & truth, ~pred & ~truth & labelled)
+    return torch.stack([o.flatten(-2).sum(-1) for o in outcomes], dim=-1)  # (..., N, 4)
+
+
+def binary_scores(counts: torch.Tensor) -> dict[str, float]:
+    """Scores of images' counts [N, 4]: ``dice`` (mean per image, the Kaggle metric), and pooled over
+    all their pixels ``pixel_accuracy``, ``precision``, ``recall`` and ``iou`` (NaN when undefined)."""
+    tp, fp, fn, tn = counts.sum(0).unbind(-1)  # pooled over the images
+    return {
+        "dice": dice_score(*counts[..., :3].unbind(-1)).mean().item(),
+        "pixel_accuracy": _ratio(tp + tn, tp + fp + fn + tn).item(),
+        "precision": _ratio(tp, tp + fp).item(),
+        "recall": _ratio(tp, tp + fn).item(),
+        "iou": _ratio(tp, tp + fp + fn).item(),
+    }
+
+
+def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice 2|X∩Y| / (|X| + |Y|) of each image, the Kaggle Carvana metric (report the mean).
+
+    An empty prediction on an empty mask scores 1: nothing to find, nothing found.
+
+    Args:
+        pred: Predicted masks [N, H, W] or [N, 1, H, W], bool or 0/1.
+        target: True masks, same layout.
+
+    Returns:
+        Float tensor [N] of scores in [0, 1].
+    """
+    pred, target = (m[:, 0] if m.ndim == 4 and m.shape[1] == 1 else m for m in (pred, target))  # [N, H, W]
+    for name, mask in (("pred", pred), ("target", target)):
+        if mask.ndim != 3:
+            raise InputError(
+                f"{name}: expected a mask batch of shape [N, H, W] or [N, 1, H, W], got {tuple(mask.shape)}"
+            )
+    return dice_score(*binary_counts(pred, target)[..., :3].unbind(-1)).float()
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 class ConfusionMatrix:
     """Counts ``mat[target, pred]`` over every labelled pixel seen so far.
 
-    Rows are the true class, columns the predicted class, so for class ``c``:
-    true positives ``mat[c, c]``, ground-truth pixels ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``.
-    The raw counts live in the int64 tensor ``mat``; sum it across processes (``all_reduce``) for distributed
-    evaluation, or add two matrices with ``+=``.
+    Rows are the true class, columns the predicted class, so for class ``c``: true positives
+    ``mat[c, c]``, ground-truth pixels ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``.
 
     Args:
         num_classes: Number of classes; labels are ``0 .. num_classes - 1``.
@@ -48,8 +149,8 @@ class ConfusionMatrix:
         if pred.is_floating_point() or target.is_floating_point():
             raise InputError(f"pred and target: expected integer label maps, got {pred.dtype} and {target.dtype}")
         n = self.num_classes
-        target = target.detach().flatten().long()
-        pred = pred.detach().flatten().long().to(target.device)
+        target = target.detach().flatten().long().to(self.mat.device)
+        pred = pred.detach().flatten().long().to(self.mat.device)
         keep = target != self.ignore_index
         target, pred = target[keep], pred[keep]
         for name, labels in (("pred", pred), ("target", target)):
@@ -57,29 +158,11 @@ class ConfusionMatrix:
                 bad = labels[(labels < 0) | (labels >= n)][0].item()
                 raise InputError(f"{name}: expected labels in 0..{n - 1} (or {self.ignore_index} in target), got {bad}")
         # Encode each (target, pred) pair as one number target * n + pred, then count them all at once.
-        counts = torch.bincount(target * n + pred, minlength=n * n).reshape(n, n)
-        self.mat += counts.to(self.mat.device)
-
-    def reset(self) -> None:
-        """Set every count back to zero."""
-        self.mat.zero_()
-
-    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        """Add the counts of another matrix (e.g. from another data shard) into this one; returns ``self``."""
-        if (other.num_classes, other.ignore_index) != (self.num_classes, self.ignore_index):
-            raise InputError(
-                f"other: expected a ConfusionMatrix with num_classes={self.num_classes}, ignore_index="
-                f"{self.ignore_index}, got num_classes={other.num_classes}, ignore_index={other.ignore_index}"
-            )
-        self.mat += other.mat.to(self.mat.device)
-        return self
-
-    def __iadd__(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        return self.merge(other)
+        self.mat += torch.bincount(target * n + pred, minlength=n * n).reshape(n, n)
 
     def reduce_from_all_processes(self) -> None:
-        """Sum ``mat`` over all processes of the default group; does nothing outside distributed runs."""
-        if dist.is_available() and dist.is_initialized():
+        """Sum ``mat`` over all processes of a distributed run; does nothing outside one."""
+        if _distributed():
             dist.all_reduce(self.mat)
 
     def compute(self) -> dict:
@@ -87,85 +170,121 @@ class ConfusionMatrix:
 
         - pixel accuracy: share of labelled pixels whose predicted class is right.
         - IoU (Jaccard): overlap / union of predicted and true pixels of a class, TP / (TP + FP + FN).
-        - mIoU: mean IoU over the classes present in prediction or ground truth (absent classes are left
-          out, as the official Cityscapes evaluation does).
-        - Dice (F1): 2 * overlap / (predicted + true pixels), 2TP / (2TP + FP + FN).
+        - mIoU: mean IoU over the classes present in prediction or ground truth (absent classes are
+          left out, as the official Cityscapes evaluation does).
+        - Dice (F1): 2TP / (2TP + FP + FN).
         - precision: of the pixels predicted as the class, the share that really are, TP / (TP + FP).
         - recall: of the pixels that really are the class, the share that were found, TP / (TP + FN).
 
         Returns:
-            A dict with ``pixel_accuracy`` and ``miou`` (floats), ``iou``, ``dice``, ``precision``, ``recall``
-            (float tensors [C]) and ``mat`` (a copy of the int64 counts [C, C]).
+            A dict with ``pixel_accuracy`` and ``miou`` (floats), ``iou``, ``dice``, ``precision``,
+            ``recall`` (float tensors [C]) and ``mat`` (a copy of the int64 counts [C, C]), on the CPU.
         """
-        mat = self.mat.double()
+        mat = self.mat.cpu()
         tp = mat.diag()
-        true_pixels = mat.sum(1)  # TP + FN, per class
-        pred_pixels = mat.sum(0)  # TP + FP, per class
-        # 0 / 0 gives NaN, which is what an undefined score should be.
-        iou = tp / (true_pixels + pred_pixels - tp)
+        fn = mat.sum(1) - tp  # the class's pixels predicted as something else
+        fp = mat.sum(0) - tp  # the class predicted on other classes' pixels
+        iou = _ratio(tp, tp + fp + fn)
         return {
-            "pixel_accuracy": (tp.sum() / mat.sum()).item(),
+            "pixel_accuracy": _ratio(tp.sum(), mat.sum()).item(),
             "miou": iou.nanmean().item(),
             "iou": iou.float(),
-            "dice": (2 * tp / (true_pixels + pred_pixels)).float(),
-            "precision": (tp / pred_pixels).float(),
-            "recall": (tp / true_pixels).float(),
-            "mat": self.mat.clone(),
+            "dice": dice_score(tp, fp, fn, empty=math.nan).float(),
+            "precision": _ratio(tp, tp + fp).float(),
+            "recall": _ratio(tp, tp + fn).float(),
+            "mat": mat.clone(),
         }
 
     def __repr__(self) -> str:
         return f"ConfusionMatrix(num_classes={self.num_classes}, pixels={int(self.mat.sum())})"
 
 
-def binary_stats(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Pixel accuracy, and IoU, Dice, precision and recall of the foreground, for binary masks.
+class BinaryCounts:
+    """TP, FP, FN and TN pixels of every image seen, at each of a few probability thresholds.
 
-    The scores pool every pixel of the batch; for the per-image Carvana score use :func:`dice_per_image`.
-
-    Args:
-        pred: Predicted mask, bool or 0/1 integers, any shape.
-        target: True mask, same shape; pixels equal to ``IGNORE_INDEX`` are skipped.
-
-    Returns:
-        A dict of floats: ``pixel_accuracy``, ``iou``, ``dice``, ``precision``, ``recall``.
-    """
-    cm = ConfusionMatrix(2, device=target.device)
-    cm.update(pred.long(), target.long())
-    scores = cm.compute()
-    return {"pixel_accuracy": scores["pixel_accuracy"]} | {
-        key: scores[key][1].item() for key in ("iou", "dice", "precision", "recall")
-    }
-
-
-def _as_image_masks(mask: torch.Tensor, name: str) -> torch.Tensor:
-    """[N, H, W] or [N, 1, H, W] bool / 0-1 -> bool [N, H * W]."""
-    if mask.ndim == 4 and mask.shape[1] == 1:
-        mask = mask[:, 0]
-    if mask.ndim != 3:
-        raise InputError(f"{name}: expected a mask batch of shape [N, H, W] or [N, 1, H, W], got {tuple(mask.shape)}")
-    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
-        raise InputError(f"{name}: expected a binary mask (bool or 0/1), found other values")
-    return mask.flatten(1).bool()
-
-
-def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Dice coefficient 2|X∩Y| / (|X| + |Y|) of each image, the Kaggle Carvana metric (report the mean).
-
-    An empty prediction on an empty mask scores 1: nothing to find, nothing found.
+    One pass over the data gives the scores at every threshold, so a threshold sweep costs no
+    more than one evaluation.
 
     Args:
-        pred: Predicted masks [N, H, W] or [N, 1, H, W], bool or 0/1.
-        target: True masks, same layout.
+        thresholds: Probabilities strictly between 0 and 1; a pixel is "car" above one.
+        device: Where the counts are made (the device of the logits).
 
-    Returns:
-        Float tensor [N] of scores in [0, 1].
+    Attributes:
+        thresholds: float64 [T] on the CPU.
+        counts: int64 [T, N, 4]: the counts (``COUNT_NAMES``) of image ``n`` at threshold ``t``.
     """
-    pred, target = _as_image_masks(pred, "pred"), _as_image_masks(target, "target")
-    if pred.shape != target.shape:
-        raise InputError(
-            f"pred and target: expected masks of the same size, got {tuple(pred.shape)} and {tuple(target.shape)}"
-            " (flattened)"
-        )
-    overlap = (pred & target).sum(1).float()  # [N]
-    total = (pred.sum(1) + target.sum(1)).float()  # [N]
-    return torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))
+
+    def __init__(self, thresholds: Sequence[float] = (0.5,), device: torch.device | str | None = None):
+        values = [float(t) for t in thresholds]
+        if not values or not all(0 < t < 1 for t in values):
+            raise InputError(f"thresholds: expected probabilities strictly between 0 and 1, got {list(thresholds)}")
+        self.thresholds = torch.tensor(values, dtype=torch.float64)
+        self._chunks = [torch.zeros(len(values), 0, 4, dtype=torch.int64, device=device)]
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return torch.cat(self._chunks, dim=1).cpu()
+
+    def __len__(self) -> int:
+        return sum(chunk.shape[1] for chunk in self._chunks)
+
+    def update(self, logits: torch.Tensor, masks: torch.Tensor) -> None:
+        """Add a batch: binary logits [B, 1, H, W] and true masks [B, H, W] (255: ignored)."""
+        if logits.ndim != 4 or logits.shape[1] != 1:
+            raise InputError(f"logits: expected one output channel (a binary model), got shape {tuple(logits.shape)}")
+        self._chunks.append(binary_counts(binarize(logits, self.thresholds), masks.to(logits.device)))
+
+    def reduce_from_all_processes(self) -> None:
+        """Gather every process's images (counts are per image, so they are concatenated, not summed)."""
+        if not _distributed():
+            return
+        mine = torch.cat(self._chunks, dim=1)  # (T, n, 4)
+        sizes = [torch.zeros(1, dtype=torch.int64, device=mine.device) for _ in range(dist.get_world_size())]
+        dist.all_gather(sizes, torch.tensor([mine.shape[1]], device=mine.device))
+        longest = int(max(sizes))
+        padded = torch.zeros(mine.shape[0], longest, 4, dtype=torch.int64, device=mine.device)
+        padded[:, : mine.shape[1]] = mine  # all_gather needs equal shapes
+        gathered = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(gathered, padded)
+        self._chunks = [chunk[:, : int(size)] for chunk, size in zip(gathered, sizes, strict=True)]
+
+    def index(self, threshold: float | None) -> int:
+        """Position of ``threshold`` among the thresholds counted (None: the only one counted)."""
+        if threshold is None:
+            if len(self.thresholds) > 1:
+                raise InputError(f"threshold: several were counted, name one of {self.thresholds.tolist()}")
+            return 0
+        close = (self.thresholds - threshold).abs() < 1e-9
+        if not close.any():
+            raise InputError(f"threshold: {threshold} was not counted; expected one of {self.thresholds.tolist()}")
+        return int(close.nonzero()[0])
+
+    def dice(self) -> torch.Tensor:
+        """Per-image Dice (the Kaggle metric before averaging), float64 [T, N]."""
+        return dice_score(*self.counts[..., :3].unbind(-1))
+
+    def mean_dice(self) -> torch.Tensor:
+        """Mean per-image Dice at each threshold, float64 [T]."""
+        return self.dice().mean(1)
+
+    def best_threshold(self) -> tuple[float, float]:
+        """``(threshold, mean Dice)`` where the mean per-image Dice is highest (the lower one on ties)."""
+        mean = self.mean_dice()
+        best = int(torch.nonzero(mean == mean.max())[0])
+        return float(self.thresholds[best]), float(mean[best])
+
+    def scores(self, threshold: float | None = None) -> dict[str, float]:
+        """:func:`binary_scores` at one threshold (None: the only one counted)."""
+        if len(self) == 0:
+            raise InputError("counts: no images were counted")
+        return binary_scores(self.counts[self.index(threshold)])
+
+    def curves(self) -> dict[str, list[float]]:
+        """Mean per-image Dice and pooled precision and recall at each threshold, for plotting."""
+        rows = [self.scores(float(t)) for t in self.thresholds]
+        return {key: [row[key] for row in rows] for key in ("dice", "precision", "recall")}
+
+    def worst(self, k: int = 4, threshold: float | None = None) -> list[int]:
+        """Indices of the ``k`` images with the lowest Dice at ``threshold``, worst first."""
+        dice = self.dice()[self.index(threshold)]
+        return torch.argsort(dice, stable=True)[:k].tolist()

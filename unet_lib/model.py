@@ -6,7 +6,7 @@ Blocks first, then the network; ``UNet.forward`` reads like the paper's figure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -97,8 +97,8 @@ class UNet(nn.Module):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"block: expected one of {sorted(BLOCKS)}, got {block!r}")
-        if upsample not in ("transpose", "bilinear"):
-            raise ValueError(f"upsample: expected 'transpose' or 'bilinear', got {upsample!r}")
+        if upsample not in get_args(UpsampleKind):
+            raise ValueError(f"upsample: expected one of {get_args(UpsampleKind)}, got {upsample!r}")
         Block = BLOCKS[block]
         features = tuple(int(f) for f in features)
         self.arch = dict(

@@ -5,7 +5,7 @@ Logits (not labels) are upsampled before thresholding or argmax, so edges stay s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,17 @@ from tqdm.auto import tqdm
 
 from unet_lib.data.io import image_size, read_image
 from unet_lib.data.transforms import resize_pair
-from unet_lib.engine import predict_labels
 from unet_lib.errors import InputError
+from unet_lib.metrics import binarize
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def predict_labels(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Logits (B, C, H, W) -> label map (B, H, W): sigmoid > threshold for C == 1, else argmax."""
+    if logits.shape[1] == 1:
+        return binarize(logits, [threshold])[0].long()
+    return logits.argmax(dim=1)
 
 
 def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -31,9 +38,29 @@ def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
 
 
+def _forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None) -> torch.Tensor:
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        return model(images).float()  # (B, C, h, w), fp32 even under autocast
+
+
+@torch.inference_mode()
+def tta_average(
+    model: nn.Module, images: torch.Tensor, logits: torch.Tensor, amp_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Test-time augmentation: the mean of ``logits`` (the images' own) and the mirrored images' logits, mirrored back.
+
+    A car mirrored left to right is still a car, so errors that are not symmetric partly cancel.
+    """
+    return (logits + _forward(model, images.flip(-1), amp_dtype).flip(-1)) / 2
+
+
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, out_size: tuple[int, int] | None = None, tta: bool = False
+    model: nn.Module,
+    images: torch.Tensor,
+    out_size: tuple[int, int] | None = None,
+    tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Logits for a batch, optionally averaged with the horizontally flipped batch, and upsampled.
 
@@ -41,15 +68,38 @@ def predict_logits(
         model: The network, in eval mode.
         images: float [B, 3, h, w] in [0, 1], at the size the network was trained on.
         out_size: ``(H, W)`` to upsample the logits to (bilinear), or None to keep ``(h, w)``.
-        tta: Average with the prediction on the mirrored images (flipped back).
+        tta: Average with the prediction on the mirrored images (:func:`tta_average`).
+        amp_dtype: Run the network under autocast in this dtype (CUDA), or None for fp32.
 
     Returns:
         float32 logits [B, C, H, W].
     """
-    logits = model(images).float()  # (B, C, h, w)
+    logits = _forward(model, images, amp_dtype)  # (B, C, h, w)
     if tta:
-        logits = (logits + model(images.flip(-1)).float().flip(-1)) / 2
+        logits = tta_average(model, images, logits, amp_dtype)
     return logits if out_size is None else upsample(logits, out_size)  # (B, C, H, W)
+
+
+def predict_batches(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+    desc: str = "predict",
+) -> Iterator[tuple]:
+    """The one evaluation loop: the model (in eval mode) over batches ``(images, *rest)`` of a loader.
+
+    Yields:
+        ``(images, logits [B, C, h, w], *rest)``, with ``images`` and the tensors of ``rest`` on
+        ``device`` (lists, such as full-size masks of several sizes, are passed on as they are).
+    """
+    model.eval()
+    for images, *rest in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        images = images.to(device, non_blocking=True)
+        rest = [r.to(device, non_blocking=True) if isinstance(r, torch.Tensor) else r for r in rest]
+        yield images, predict_logits(model, images, tta=tta, amp_dtype=amp_dtype), *rest
 
 
 class ResizedImages(Dataset):
@@ -95,14 +145,14 @@ def predict_full_res(
     Only one batch is held at a time, so memory stays flat however many files there are.
 
     Args:
-        model: The network, in eval mode, on ``device``.
+        model: The network, on ``device``.
         paths: Image files.
         size: ``(H, W)`` the network sees.
         device: Where the model lives.
         tta: Average with the horizontally flipped prediction.
         batch_size: Images per forward pass.
         num_workers: DataLoader processes decoding images.
-        progress: Show a tqdm progress bar (in images).
+        progress: Show a tqdm progress bar (in batches).
         desc: The progress bar's label.
 
     Yields:
@@ -111,13 +161,10 @@ def predict_full_res(
     dataset = ResizedImages(paths, size)
     loader = DataLoader(dataset, batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
     index = 0
-    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
-        for images, sizes in loader:
-            logits = predict_logits(model, images.to(device, non_blocking=True), tta=tta)  # (B, C, h, w)
-            for k in range(len(images)):
-                yield index, upsample(logits[k : k + 1], sizes[k].tolist())[0]  # (C, H, W)
-                index += 1
-                bar.update(1)
+    for _, logits, sizes in predict_batches(model, loader, device, tta, progress=progress, desc=desc):
+        for k in range(len(logits)):  # (B, C, h, w): each photo back to its own size
+            yield index, upsample(logits[k : k + 1], sizes[k].tolist())[0]  # (C, H, W)
+            index += 1
 
 
 def predict_file(
@@ -138,6 +185,32 @@ def predict_file(
     batch = (small.float() / 255).unsqueeze(0).to(device)  # (1, 3, h, w)
     logits = predict_logits(model, batch, out_size=tuple(image.shape[-2:]), tta=tta)
     return image, predict_labels(logits, threshold)[0].cpu()
+
+
+@torch.inference_mode()
+def predict_items(
+    model: nn.Module, dataset: Sequence, indices: Sequence[int], tta: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Predict a few items of a dataset, for figures.
+
+    Args:
+        model: A one-class network in eval mode.
+        dataset: Items ``(image, mask)`` or images alone (a test split).
+        indices: Which items.
+        tta: Average with the prediction on the horizontally flipped images.
+
+    Returns:
+        ``(images [K, 3, H, W], car probabilities [K, 1, H, W], masks [K, H, W] or None)`` on the CPU.
+    """
+    if len(indices) == 0:
+        raise InputError("indices: expected at least one item to predict")
+    items = [dataset[i] for i in indices]
+    with_masks = isinstance(items[0], (tuple, list))
+    images = torch.stack([item[0] if with_masks else item for item in items])
+    device = next(model.parameters()).device
+    probs = predict_logits(model, images.to(device), tta=tta).sigmoid().cpu()  # (K, 1, H, W)
+    masks = torch.stack([item[1] for item in items]) if with_masks else None
+    return images, probs, masks
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:

@@ -29,6 +29,18 @@ def seed_everything(seed: int, threads: int | None = None, deterministic: bool =
     torch.backends.cudnn.benchmark = not deterministic  # autotuned kernels are faster but may vary
 
 
+EPOCH_SEED_STRIDE = 100_003  # a prime larger than any epoch count: (seed, epoch) pairs never share a seed
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one training epoch: shuffling, augmentation and worker seeds all follow from it.
+
+    It depends only on the run's seed and the epoch, so an epoch replayed after a crash is
+    identical to the one that was lost.
+    """
+    return seed * EPOCH_SEED_STRIDE + epoch
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt() parameter numbers, from glibc's <malloc.h>
 
 

@@ -83,29 +83,20 @@ def latest_checkpoint(*folders: str | Path) -> Path | None:
 
 def carvana_checkpoint(quick: bool | None = None) -> Path:
     """The newest Carvana ``best.pt`` under ``models/`` (demo, CLI or notebook runs); if there is
-    none, say so and train one now with the ``demo`` recipe (a minute in quick mode)."""
-    import dataclasses
-
+    none, say so and train one now with the ``demo`` recipe (``quick`` in quick mode, a minute)."""
     from unet_lib.checkpoint import new_run_dir
     from unet_lib.config import recipe
-    from unet_lib.data import build_datasets, build_loaders
-    from unet_lib.engine import build_model, fit
-    from unet_lib.losses import make_loss
-    from unet_lib.runtime import seed_everything
+    from unet_lib.engine import train
 
     quick = quick_mode() if quick is None else quick
     models = repo_root() / "models"
     found = latest_checkpoint(models / "carvana", models / "demo", models / "notebooks" / "carvana")
     if found is not None:
         return found
-    config = recipe("demo", data_dir=str(carvana_dir(quick)))
-    if quick:  # small batches: more steps in the few epochs there are (batch 8 here was unreliable)
-        config = dataclasses.replace(config, image_size=(64, 96), batch_size=4, num_epochs=5)
+    config = recipe("quick" if quick else "demo", data_dir=str(carvana_dir(quick)))
     out_dir = new_run_dir(models / "notebooks" / "carvana")
     print(
         f"no Carvana checkpoint under models/: training a small one now ({config.num_epochs} epochs) -> {shown(out_dir)}"
     )
-    seed_everything(config.seed, threads=1 if quick else None)
-    train_loader, val_loader = build_loaders(config, *build_datasets(config))
-    fit(build_model(config), train_loader, val_loader, make_loss(config.loss, 1), config, out_dir)
+    train(config, out_dir, threads=1 if quick else None)
     return out_dir / "best.pt"

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from unet_lib.config import TrainConfig
 from unet_lib.data.carvana import CarvanaDataset, split_by_car
-from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, CityscapesDataset
+from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, CityscapesDataset
+
+if TYPE_CHECKING:  # the config names the datasets below; importing it at run time would be circular
+    from unet_lib.config import TrainConfig
+
+DatasetName = Literal["carvana", "cityscapes"]
+OUTPUT_CHANNELS = {"carvana": 1, "cityscapes": NUM_CLASSES}  # 1: one car logit; 19 Cityscapes trainIds
 
 __all__ = [
     "CLASS_COLORS",
     "CLASS_NAMES",
     "CarvanaDataset",
     "CityscapesDataset",
+    "DatasetName",
+    "OUTPUT_CHANNELS",
     "build_datasets",
     "build_loaders",
     "class_names_for",
@@ -30,7 +39,7 @@ def class_names_for(config: TrainConfig) -> list[str]:
 def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """The training (augmented) and validation datasets a config describes."""
     if config.dataset == "carvana":
-        common = dict(size=config.image_size, val_fraction=config.val_fraction, seed=0, cache=config.cache)
+        common = dict(size=config.image_size, val_fraction=config.val_fraction, cache=config.cache)
         train = CarvanaDataset(config.data_dir, "train", augment=config.augment, **common)
         val = CarvanaDataset(config.data_dir, "val", augment=False, **common)
     else:

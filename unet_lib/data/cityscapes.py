@@ -12,6 +12,7 @@ every other id (unlabeled, ego vehicle, parking, ...) becomes ``IGNORE_INDEX`` (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ TRAIN_CLASSES = sorted((c for c in Cityscapes.classes if 0 <= c.train_id < 255),
 CLASS_NAMES = [c.name for c in TRAIN_CLASSES]
 CLASS_COLORS = [c.color for c in TRAIN_CLASSES]
 NUM_CLASSES = len(TRAIN_CLASSES)  # 19
+NUM_LABEL_IDS = 34  # labelIds 0..33 in the label files (the original project's model predicts these directly)
+AnnotationMode = Literal["fine", "coarse"]  # gtFine or gtCoarse label files
 
 
 def label_to_train_lut() -> torch.Tensor:
@@ -75,14 +78,14 @@ class CityscapesDataset(Dataset):
         self,
         root: str | Path,
         split: str = "train",
-        mode: str = "fine",
+        mode: AnnotationMode = "fine",
         size: tuple[int, int] | None = None,
         augment: bool | str = False,
         cache: bool = False,
     ):
         self.root = Path(root)
-        if mode not in ("fine", "coarse"):
-            raise InputError(f"mode: expected 'fine' or 'coarse', got {mode!r}")
+        if mode not in get_args(AnnotationMode):
+            raise InputError(f"mode: expected one of {get_args(AnnotationMode)}, got {mode!r}")
         splits = ("train", "val", "test") if mode == "fine" else ("train", "train_extra", "val")
         if split not in splits:
             raise InputError(f"split: expected one of {splits} for mode={mode!r}, got {split!r}")

@@ -7,7 +7,7 @@ rotation to both. (Two plain tensors would leave the mask untouched, silently.)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torchvision import tv_tensors
@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 from unet_lib.metrics import IGNORE_INDEX
 
 AugmentKind = Literal["none", "flip", "original", "default"]
-AUGMENTS = ("none", "flip", "original", "default")
+AUGMENTS = get_args(AugmentKind)
 
 
 def _augmentations(kind: AugmentKind, mask_fill: int, color: bool) -> list[v2.Transform]:

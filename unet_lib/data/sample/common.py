@@ -68,3 +68,24 @@ def clip(polygon: np.ndarray, x0: float, sign: int, axis: int = 0) -> np.ndarray
         if fp * fq < 0:
             kept.append(p + (q - p) * fp / (fp - fq))
     return np.array(kept)
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Convex hull of 2-D points, counter-clockwise (Andrew's monotone chain)."""
+    pts = sorted(map(tuple, np.round(points, 3)))
+    if len(pts) < 3:
+        return np.array(pts)
+
+    def half(seq):
+        out = []
+        for p in seq:
+            while (
+                len(out) >= 2
+                and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])
+                <= 0
+            ):
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    return np.array(half(pts) + half(pts[::-1]))

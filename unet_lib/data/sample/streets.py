@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from unet_lib.data.sample.common import PAINTS, arc
+from unet_lib.data.sample.common import PAINTS, arc, convex_hull
 
 CITIES = {
     "train": ("aachen", "bochum", "bremen", "cologne", "darmstadt"),
@@ -44,27 +44,6 @@ CAMERA_HEIGHT = 1.3  # metres above the road, on the windscreen
 MAX_TRIES = 30  # scenes drawn per picture before settling for one that hides a required class
 
 
-def _hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull of 2-D points, counter-clockwise (Andrew's monotone chain)."""
-    pts = sorted(map(tuple, np.round(points, 3)))
-    if len(pts) < 3:
-        return np.array(pts)
-
-    def half(seq):
-        out = []
-        for p in seq:
-            while (
-                len(out) >= 2
-                and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])
-                <= 0
-            ):
-                out.pop()
-            out.append(p)
-        return out[:-1]
-
-    return np.array(half(pts) + half(pts[::-1]))
-
-
 class Street:
     """A street seen from a car's windscreen: objects placed in metres, projected to pixels."""
 
@@ -83,7 +62,7 @@ class Street:
 
     def box(self, x0, x1, y0, y1, z0, z1) -> np.ndarray:
         corners = np.array(np.meshgrid([x0, x1], [y0, y1], [z0, z1])).reshape(3, -1)
-        return _hull(self.project(*corners))
+        return convex_hull(self.project(*corners))
 
     def quad(self, x0, x1, y0, y1, z0, z1) -> np.ndarray:
         """A flat piece: on the ground (y0 == y1) or a wall along the street (x0 == x1)."""
@@ -130,7 +109,7 @@ def _road_user(street: Street, label: str, x: float, z: float, colour=None) -> f
     shares = np.array([share for share, _ in PAINTS])
     paint = colour or PAINTS[rng.choice(len(PAINTS), p=shares / shares.sum())][1]
     decorations = [(glass, (30, 34, 40))] if label not in ("bicycle", "motorcycle", "trailer") else []
-    street.add(label, _hull(np.concatenate([body, top])), paint, decorations)
+    street.add(label, convex_hull(np.concatenate([body, top])), paint, decorations)
     if label in ("car", "truck", "bus", "caravan", "trailer"):
         plate = street.project([x - 0.26, x + 0.26, x + 0.26, x - 0.26], [0.3, 0.3, 0.42, 0.42], z - 0.01)
         street.add("license plate", plate, (215, 215, 210))
