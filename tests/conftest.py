@@ -96,3 +96,13 @@ def strict_json(text: str):
         raise AssertionError(f"not strict JSON: found {constant}")
 
     return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def no_pyplot_figures():
+    """Figures are made outside pyplot's list, so none piles up (used by the figure tests)."""
+    from matplotlib import pyplot as plt
+
+    yield
+    assert plt.get_fignums() == []
+    plt.close("all")

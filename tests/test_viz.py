@@ -6,14 +6,11 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from matplotlib import pyplot as plt
 
 from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.viz import (
-    as_batch,
-    as_mask2d,
     error_map,
     show_cityscapes_predictions,
     show_class_colors,
@@ -22,11 +19,13 @@ from unet_lib.viz import (
     show_predictions,
     show_samples,
     to_display,
-    to_uint8,
 )
+from unet_lib.viz.common import as_batch, as_mask2d, to_uint8
 
 matplotlib.use("Agg")
 RED = np.array([255, 0, 0])
+
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 def render(fig) -> None:
@@ -42,13 +41,6 @@ def shown(ax, k: int = 0) -> np.ndarray:
 def rgb(colors) -> np.ndarray:
     """uint8 RGB triples as the [0, 1] floats that to_display hands to imshow."""
     return np.asarray(colors, dtype=np.float32) / 255
-
-
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    yield
-    assert plt.get_fignums() == []  # the figures never go through pyplot, so nothing piles up
-    plt.close("all")
 
 
 def test_to_display_and_to_uint8():

@@ -6,7 +6,6 @@ import sys
 import matplotlib
 import numpy as np
 import pytest
-from matplotlib import pyplot as plt
 
 from unet_lib.errors import InputError
 from unet_lib.viz import LiveHistory, plot_history
@@ -19,6 +18,8 @@ HISTORY = [
     {"epoch": 3, "train_loss": 0.4, "val_loss": 0.5, "val_dice": 0.8, "val_miou": 0.7, "lr": 1e-4, "seconds": 11.5},
 ]
 
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
+
 
 def curves(fig) -> dict[str, np.ndarray]:
     """``{label: (epochs, values) points}`` of every line in the figure."""
@@ -27,13 +28,6 @@ def curves(fig) -> dict[str, np.ndarray]:
 
 def expected(history, key: str) -> np.ndarray:
     return np.array([(row["epoch"], row[key]) for row in history if key in row], dtype=float)
-
-
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    yield
-    assert plt.get_fignums() == []  # the figures never go through pyplot, so nothing piles up
-    plt.close("all")
 
 
 def test_plot_history_groups_losses_scores_and_lr():

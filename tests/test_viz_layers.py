@@ -6,13 +6,14 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from matplotlib import pyplot as plt
 from torch import nn
 
 from unet_lib.errors import InputError
 from unet_lib.viz import activation_grid, activation_image, plot_activation, show_filters, show_layer_figure
 
 matplotlib.use("Agg")
+
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 def render(fig) -> None:
@@ -22,13 +23,6 @@ def render(fig) -> None:
 
 def titles(fig) -> list[str]:
     return [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
-
-
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    yield
-    assert plt.get_fignums() == []  # the figures never go through pyplot, so nothing piles up
-    plt.close("all")
 
 
 def test_activation_grid_shape_and_per_tile_range():

@@ -17,7 +17,7 @@ from unet_lib.carvana_eval import evaluate_carvana, write_submission
 from unet_lib.checkpoint import checkpoint_config, load_checkpoint, model_from_checkpoint, new_run_dir, to_json
 from unet_lib.cityscapes_eval import evaluate_cityscapes, print_scores, write_cityscapes_predictions
 from unet_lib.config import TrainConfig, recipe
-from unet_lib.data import CarvanaDataset, CityscapesDataset
+from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets
 from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
 from unet_lib.engine import train as train_run
 from unet_lib.errors import InputError
@@ -107,6 +107,7 @@ def train(args: argparse.Namespace) -> int:
         nccl = distributed and dist.get_backend() == "nccl"
         device = torch.device("cuda", local_rank) if nccl else pick_device(config.device)
         rank0 = not distributed or dist.get_rank() == 0
+        datasets = build_datasets(config)  # a data problem ends here, before a run folder is made
         out = [args.out or (new_run_dir(Path("models") / config.dataset) if rank0 else None)]
         if distributed:
             dist.broadcast_object_list(out, src=0)  # every rank writes (rank 0) or reads the same folder
@@ -120,6 +121,7 @@ def train(args: argparse.Namespace) -> int:
             out_dir,
             resume=args.resume,
             overwrite=args.overwrite,
+            datasets=datasets,
             device=device,
             threads=args.threads,
             progress=not args.quiet and rank0,

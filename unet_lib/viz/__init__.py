@@ -5,17 +5,7 @@ returns a Figure that pyplot has let go of, which a notebook shows once and ``fi
 """
 
 from unet_lib.viz.colors import PaletteKind, colorize, overlay, palette
-from unet_lib.viz.common import (
-    as_batch,
-    as_mask2d,
-    grid_figure,
-    image_axis,
-    new_figure,
-    picture_tile,
-    show_mask,
-    to_display,
-    to_uint8,
-)
+from unet_lib.viz.common import to_display  # the figure helpers stay in viz.common
 from unet_lib.viz.history import LiveHistory, plot_history
 from unet_lib.viz.images import (
     ERROR_COLORS,
@@ -42,16 +32,10 @@ __all__ = [
     "PaletteKind",
     "activation_grid",
     "activation_image",
-    "as_batch",
-    "as_mask2d",
     "colorize",
     "error_map",
-    "grid_figure",
-    "image_axis",
-    "new_figure",
     "overlay",
     "palette",
-    "picture_tile",
     "plot_activation",
     "plot_class_frequencies",
     "plot_class_iou",
@@ -65,9 +49,7 @@ __all__ = [
     "show_filters",
     "show_label_map",
     "show_layer_figure",
-    "show_mask",
     "show_predictions",
     "show_samples",
     "to_display",
-    "to_uint8",
 ]
