@@ -38,10 +38,9 @@ import torch
 from IPython.display import display
 
 from unet_lib import TrainConfig, build_datasets, capture, layer_names, model_from_checkpoint
-from unet_lib.engine import predict_labels
 from unet_lib.model import UNet, count_parameters
-from unet_lib.viz import show_predictions
-from unet_lib.viz_layers import show_filters, show_layer_figure
+from unet_lib.predict import predict_labels
+from unet_lib.viz import show_filters, show_layer_figure, show_predictions
 from unet_lib.widgets import LayerExplorer
 from unet_lib.workspace import shown
 

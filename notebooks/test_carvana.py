@@ -49,20 +49,18 @@ from torch.utils.data import DataLoader
 from unet_lib import (
     CarvanaDataset,
     InputError,
-    TrainConfig,
     count_parameters,
     dice_per_image,
-    evaluate,
     load_original,
     make_loss,
     model_from_checkpoint,
     seed_everything,
 )
-from unet_lib.analysis import DEFAULT_THRESHOLDS, predict_items, sweep_thresholds
+from unet_lib.carvana_eval import DEFAULT_THRESHOLDS, evaluate_carvana, sweep_thresholds
+from unet_lib.checkpoint import checkpoint_config
+from unet_lib.predict import predict_items
 from unet_lib.runtime import pick_device
-from unet_lib.submission import evaluate_carvana
-from unet_lib.viz import show_error_maps, show_predictions
-from unet_lib.viz_scores import plot_histograms, plot_threshold_sweep
+from unet_lib.viz import plot_histograms, plot_threshold_sweep, show_error_maps, show_predictions
 from unet_lib.workspace import carvana_checkpoint, carvana_dir, repo_root
 
 plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook file small
@@ -88,13 +86,14 @@ seed_everything(0, threads=THREADS)
 # %%
 checkpoint = carvana_checkpoint() if CHECKPOINT is None else Path(repo_root(), CHECKPOINT)
 if checkpoint.suffix == ".h5":
-    model, state = load_original(checkpoint), {}  # a bare state_dict: no settings, no metrics
+    model = load_original(checkpoint)
+    state = {"arch": model.arch}  # a bare state_dict: no settings, no metrics
 else:
     model, state = model_from_checkpoint(checkpoint)
 if model.arch["num_classes"] != 1:
     raise InputError(f"{checkpoint}: predicts {model.arch['num_classes']} classes; expected a one-class Carvana model")
-config = TrainConfig.from_dict(state["config"]) if "config" in state else None
-image_size = tuple(config.image_size) if config else tuple(ORIGINAL_SIZE)
+config = checkpoint_config(state, checkpoint)  # for an .h5 file: the original's settings (BCE loss)
+image_size = tuple(config.image_size) if "config" in state else tuple(ORIGINAL_SIZE)
 print(f"checkpoint: {os.path.relpath(checkpoint, repo_root())}")
 print(
     f"widths {model.arch['features']}, {count_parameters(model):,} parameters, pictures of {image_size[0]}x{image_size[1]}"
@@ -120,27 +119,31 @@ for name, tensor in weights.items():
 # the ones it was trained with: the split is made by car, with the same seed, from the same folder.
 # (For an original `.h5` model the split it was trained with is unknown: its scores here may include
 # cars it has seen.)
+#
+# `evaluate_carvana` scores in one pass at the network's picture size, at the photos' own size (as
+# Kaggle does) and with test-time augmentation (section 5); every score comes from the same pixel
+# counts (`unet_lib.metrics.BinaryCounts`).
 
 # %%
-trained_on = Path(repo_root(), config.data_dir) if config else None
+trained_on = Path(repo_root(), config.data_dir) if "config" in state else None
 if DATA_DIR:
     data_dir = Path(DATA_DIR)
 elif trained_on is not None and trained_on.is_dir():
     data_dir = trained_on
 else:
     data_dir = carvana_dir()
-val_fraction = config.val_fraction if config else 0.2
-val_set = CarvanaDataset(data_dir, "val", size=image_size, val_fraction=val_fraction, cache=True)  # read 3 times
+val_fraction = config.val_fraction
+val_set = CarvanaDataset(data_dir, "val", size=image_size, val_fraction=val_fraction, cache=True)  # read twice
 val_loader = DataLoader(val_set, BATCH_SIZE)
 device = pick_device("auto")
 model = model.to(device).eval()
-loss_fn = make_loss(config.loss if config else "bce", 1)  # the training loss (the original's: BCE)
-metrics = evaluate(model, val_loader, loss_fn, device, num_classes=1, threshold=THRESHOLD)
+loss_fn = make_loss(config.loss, 1)  # the training loss (the original's: BCE)
+metrics = evaluate_carvana(model, val_set, device, THRESHOLD, loss_fn, batch_size=BATCH_SIZE)
 print(f"data: {os.path.relpath(data_dir, repo_root())}, {len(val_set)} validation photos, threshold {THRESHOLD}")
-for name, value in metrics.items():
-    print(f"  {name:15s} {value:.4f}")
+for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
+    print(f"  {name:15s} {metrics[name]:.4f}")
 
-same_run = config is not None and data_dir == trained_on and config.limit is None and "metrics" in state
+same_run = trained_on is not None and data_dir == trained_on and config.limit is None and "metrics" in state
 if same_run and THRESHOLD == config.threshold:
     # The same photos, weights and rule as the last validation of training: the same score, up to float noise.
     assert abs(metrics["dice"] - state["metrics"]["val_dice"]) < 1e-3, (metrics["dice"], state["metrics"])
@@ -150,14 +153,13 @@ if same_run and THRESHOLD == config.threshold:
 #
 # The Dice above is a mean over photos. One pass over the validation photos counts, for each photo
 # and for each of 19 thresholds (0.05 to 0.95), its true and false positives and negatives
-# (`sweep_thresholds`). The scores at the chosen threshold must match the ones above exactly: two
-# independent routes to the same numbers.
+# (`sweep_thresholds`). It counts with the same `BinaryCounts` as the evaluation above, so at the
+# chosen threshold it gives exactly the same scores.
 
 # %%
 sweep = sweep_thresholds(model, val_loader, device, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}))
 at_threshold = sweep.scores(THRESHOLD)
-for name in ("dice", "pixel_accuracy", "precision", "recall", "iou"):
-    assert abs(at_threshold[name] - metrics[name]) < 1e-6, (name, at_threshold[name], metrics[name])
+assert at_threshold["dice"] == metrics["dice"], (at_threshold, metrics)
 dice = sweep.dice()[sweep.index(THRESHOLD)]  # (N,) one Dice per photo
 display(plot_histograms({"validation photos": dice}, "Dice of the photo", f"Per-image Dice at threshold {THRESHOLD}"))
 print(f"per-image Dice: min {dice.min():.4f}, median {dice.median():.4f}, max {dice.max():.4f}")
@@ -193,15 +195,14 @@ print(f"Dice {at_threshold['dice']:.4f} at threshold {THRESHOLD}; best {best_dic
 #
 # A car mirrored left to right is still a car. TTA predicts the photo and its mirror image, mirrors the
 # second prediction back and averages the two logits: errors that are not symmetric partly cancel.
-# It costs a second forward pass. `evaluate_carvana` scores both ways, at the network's picture size
-# and, as Kaggle does, at the photo's own size (the logits are upsampled before the threshold).
+# It costs a second forward pass. `evaluate_carvana` (section 2) scored both ways, at the network's
+# picture size and, as Kaggle does, at the photo's own size (the logits are upsampled before the
+# threshold).
 
 # %%
-tta = evaluate_carvana(model, val_set, device, THRESHOLD, batch_size=BATCH_SIZE)
 print(f"{'mean Dice':28s} {'without TTA':>12s} {'with TTA':>10s}")
-print(f"{f'at {image_size[0]}x{image_size[1]}':28s} {tta['dice']:12.4f} {tta['dice_tta']:10.4f}")
-print(f"{'at full size (Kaggle)':28s} {tta['dice_full_res']:12.4f} {tta['dice_full_res_tta']:10.4f}")
-assert abs(tta["dice"] - metrics["dice"]) < 1e-6  # without TTA, at the network's size: the same score as above
+print(f"{f'at {image_size[0]}x{image_size[1]}':28s} {metrics['dice']:12.4f} {metrics['dice_tta']:10.4f}")
+print(f"{'at full size (Kaggle)':28s} {metrics['dice_full_res']:12.4f} {metrics['dice_full_res_tta']:10.4f}")
 
 # %% [markdown]
 # ## 6. Photos without masks, and augmented training photos

@@ -41,13 +41,14 @@ QUICK = quick_mode()  # UNET_QUICK=1: small sample data, small pictures, a small
 #   "original-320x480": the same at 320x480 with batch 8 (the original's best model: Dice 0.991)
 #   "recommended":      320x480, batch 8, AdamW at lr 1e-3 with a one-cycle schedule, BCE + Dice loss,
 #                       milder augmentation (flips, small shifts and turns)
+#   "quick":            the demo's small network (widths 16..128) on 64x96 pictures, 5 epochs (quick mode)
 PROFILE = "quick" if QUICK else "recommended"
 DATA_DIR = None  # None: data/carvana (sample data is written there if it is absent; data/quick/carvana in quick mode)
-# "quick": the demo recipe's network (widths 16..128) on 64x96 pictures; batch 4 gives enough steps in 5 epochs.
-QUICK_CONFIG = recipe("demo", image_size=(64, 96), batch_size=4, num_epochs=5)
-config = QUICK_CONFIG if PROFILE == "quick" else recipe(PROFILE)
-config = dataclasses.replace(config, num_workers=0 if QUICK else 4)
+config = dataclasses.replace(recipe(PROFILE), num_workers=0 if QUICK else 4)
 THREADS = 1 if QUICK else None  # CPU threads; on a small shared CPU one thread is faster than two that wait
+# On a CPU, keeping freed memory for reuse makes training steps much faster (no fresh pages to zero-fill),
+# but this kernel then keeps its peak memory until it is restarted. The command line always does it.
+KEEP_FREED_MEMORY = True
 NUM_SAMPLES = 4  # pictures in the data figure
 NUM_GALLERY = 6  # held-out pictures in the prediction gallery
 
@@ -56,7 +57,7 @@ import os
 from pathlib import Path
 
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 from matplotlib import pyplot as plt
 
 from unet_lib import (
@@ -67,24 +68,22 @@ from unet_lib import (
     count_parameters,
     dice_per_image,
     evaluate,
-    fit,
     make_loss,
     model_from_checkpoint,
     seed_everything,
+    train,
 )
-from unet_lib.analysis import mask_coverage, predict_items
 from unet_lib.baselines import mean_mask_dice, threshold_dice
+from unet_lib.carvana_eval import mask_coverage
 from unet_lib.checkpoint import new_run_dir
-from unet_lib.data import class_names_for
 from unet_lib.data.carvana import car_of
 from unet_lib.demo import stack_dataset
-from unet_lib.engine import predict_labels
 from unet_lib.losses import soft_dice
-from unet_lib.metrics import binary_stats
-from unet_lib.runtime import pick_device
+from unet_lib.metrics import binary_counts, binary_scores
+from unet_lib.predict import predict_items, predict_labels
+from unet_lib.runtime import keep_freed_memory, pick_device
 from unet_lib.summary import format_summary, model_summary
-from unet_lib.viz import plot_history, show_predictions, show_samples
-from unet_lib.viz_scores import plot_histograms
+from unet_lib.viz import LiveHistory, plot_histograms, show_predictions, show_samples
 from unet_lib.workspace import carvana_dir, repo_root
 
 plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook file small
@@ -234,7 +233,9 @@ print("losses:")
 print(f"  BCE              {make_loss('bce', 1)(logits_example, masks_example).item():.4f}")
 print(f"  soft Dice        {[round(v, 4) for v in soft_dice(logits_example, masks_example[:, None].float()).tolist()]}")
 print(f"  BCE + Dice       {make_loss('bce_dice', 1)(logits_example, masks_example).item():.4f}")
-pooled = binary_stats(preds_example, masks_example)  # all 32 pixels pooled: TP 7, FP 2, FN 2, TN 21
+counts_example = binary_counts(preds_example, masks_example)  # (N, 4): TP, FP, FN, TN of each picture
+print("TP, FP, FN, TN per picture:", counts_example.tolist())
+pooled = binary_scores(counts_example)  # all 32 pixels pooled: TP 7, FP 2, FN 2, TN 21
 per_image = dice_per_image(preds_example, masks_example)
 print("metrics:")
 print(f"  pixel accuracy   {pooled['pixel_accuracy']:.4f}   (7 + 21) / 32")
@@ -242,40 +243,35 @@ print(f"  precision        {pooled['precision']:.4f}   7 / (7 + 2)")
 print(f"  recall           {pooled['recall']:.4f}   7 / (7 + 2)")
 print(f"  Dice per image   {[round(v, 4) for v in per_image.tolist()]}   2*7 / (2*7 + 1 + 1), 0 / (0 + 1 + 1)")
 print(f"  mean Dice        {per_image.mean().item():.4f}   the Kaggle metric")
-print(f"  pooled Dice      {pooled['dice']:.4f}   2*7 / (2*7 + 2 + 2): hides the missed small car")
+tp, fp, fn, _ = counts_example.sum(0).tolist()
+print(f"  pooled Dice      {2 * tp / (2 * tp + fp + fn):.4f}   2*7 / (2*7 + 2 + 2): hides the missed small car")
 
 # %% [markdown]
 # ## 4. Training
 #
-# `fit` runs `train_one_epoch` (a gradient step per batch) and `evaluate` (metrics on the validation
-# cars) once per epoch. After every epoch it saves `last.pt`, and `best.pt` whenever the validation
-# Dice improves, in a new run folder. The curves below are redrawn after each epoch.
+# `train` is the one training entry (the command line and the demo call it too): it seeds, builds
+# the loaders, the model and the loss from `config`, and hands them to `fit`. `fit` runs
+# `train_one_epoch` (a gradient step per batch) and `evaluate` (metrics on the validation cars) once
+# per epoch. After every epoch it saves `last.pt`, and `best.pt` whenever the validation Dice
+# improves, in a new run folder. The curves below are redrawn after each epoch.
 
 # %%
 device = pick_device(config.device)
+if KEEP_FREED_MEMORY and device.type == "cpu":
+    keep_freed_memory()
 train_loader, val_loader = build_loaders(config, train_set, val_set)
 loss_fn = make_loss(config.loss, config.num_classes)
 run_dir = new_run_dir(repo_root() / "models" / "notebooks" / "carvana")
 print(
     f"profile {PROFILE}: {config.num_epochs} epochs of {len(train_loader)} batches on {device} -> {run_dir.relative_to(repo_root())}"
 )
-curves = display(Markdown("*The training curves appear after the first epoch.*"), display_id=True)
-
-
-def redraw(history):
-    scores = [{k: v for k, v in row.items() if k != "seconds"} for row in history]  # seconds are no score
-    curves.update(plot_history(scores, title=f"Training on Carvana ({PROFILE})"))
-
-
-history = fit(
-    model.to(device),
-    train_loader,
-    val_loader,
-    loss_fn,
+history = train(
     config,
     run_dir,
-    class_names=class_names_for(config),
-    on_epoch_end=redraw,
+    datasets=(train_set, val_set),  # reuse the pictures already decoded above
+    device=device,
+    threads=THREADS,
+    on_epoch_end=LiveHistory(f"Training on Carvana ({PROFILE})", config.num_epochs),
 )
 print(
     f"{len(history)} epochs in {sum(row['seconds'] for row in history):.0f} s; saved: {sorted(p.name for p in run_dir.iterdir())}"

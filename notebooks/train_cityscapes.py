@@ -25,28 +25,20 @@
 # 160x320, Adam at 1e-4, cross-entropy) on `data/cityscapes`, or the recommended one.
 
 # %% tags=["parameters"]
-import dataclasses
-
 from unet_lib import recipe
 from unet_lib.workspace import cityscapes_dir, quick_mode, repo_root, shown
 
 QUICK = quick_mode()  # UNET_QUICK=1: sample data, 64x128 pictures, a small U-Net, one CPU thread
-RECIPE = "cityscapes-original"  # full mode: the original project's recipe, or "cityscapes-recommended"
+# Recipes (unet_lib/config.py): "cityscapes-original" (the original project's: 160x320, Adam at 1e-4, constant lr),
+# "cityscapes-recommended" (256x512, AdamW with a one-cycle schedule) and "cityscapes-quick" (quick mode: a small
+# network on 64x128 pictures; the one-cycle schedule learns in a few short epochs, where a constant 1e-4 would not).
+RECIPE = "cityscapes-quick" if QUICK else "cityscapes-original"
 config = recipe(RECIPE, data_dir=str(cityscapes_dir()))
-THREADS = None  # CPU threads for PyTorch; None keeps its default
-MIOU_FLOOR = None  # quick mode checks the validation mIoU against this
-if QUICK:
-    # AdamW with a one-cycle schedule learns in a few short epochs, where the original's constant 1e-4 would not.
-    config = dataclasses.replace(
-        recipe("cityscapes-recommended", data_dir=config.data_dir),
-        image_size=(64, 128),
-        features=(16, 32, 64, 128),
-        batch_size=2,
-        lr=3e-3,
-        num_epochs=30,
-    )
-    THREADS = 1  # a tiny network gains nothing from more threads, and one thread gives the same run everywhere
-    MIOU_FLOOR = 0.10  # measured 0.191 (best of 30 epochs, 8 sample pictures); "road" everywhere scores 0.019
+THREADS = 1 if QUICK else None  # CPU threads; one thread gives a tiny network the same run everywhere
+MIOU_FLOOR = 0.10 if QUICK else None  # quick mode checks the validation mIoU against this
+# On a CPU, keeping freed memory for reuse makes training steps much faster (no fresh pages to zero-fill),
+# but this kernel then keeps its peak memory until it is restarted. The command line always does it.
+KEEP_FREED_MEMORY = not QUICK
 OUT_BASE = repo_root() / "models" / "notebooks" / "cityscapes"  # each run gets a new run-NNN folder here
 
 # %%
@@ -54,33 +46,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from IPython.display import DisplayHandle
-from tqdm.auto import tqdm
+from IPython.display import display
 
 from unet_lib import (
     IGNORE_INDEX,
     ConfusionMatrix,
     build_datasets,
     build_loaders,
-    build_model,
-    fit,
+    evaluate,
     load_original,
     make_loss,
     model_from_checkpoint,
     seed_everything,
+    train,
 )
 from unet_lib.checkpoint import new_run_dir
 from unet_lib.cityscapes_eval import evaluate_cityscapes
-from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
-from unet_lib.predict import predict_logits
-from unet_lib.runtime import pick_device
+from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
+from unet_lib.predict import predict_labels, predict_logits
+from unet_lib.runtime import keep_freed_memory, pick_device
 from unet_lib.viz import (
-    colorize_trainids,
+    LiveHistory,
+    plot_class_frequencies,
     plot_class_iou,
     plot_confusion_matrix,
-    plot_history,
     show_cityscapes_predictions,
-    to_display,
+    show_class_colors,
+    show_label_map,
 )
 
 plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook light
@@ -103,13 +95,7 @@ for c in TRAIN_CLASSES:
     print(f"{c.train_id:>7}  {c.name:14s} {c.id:>7}  {c.category:12s} {c.color}")
 
 # %%
-swatches = colorize_trainids(torch.arange(NUM_CLASSES).reshape(1, -1))  # (3, 1, 19): one pixel per class
-fig, ax = plt.subplots(figsize=(10, 2), layout="constrained")
-ax.imshow(to_display(swatches))
-ax.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=60, ha="right")
-ax.set_yticks([])
-ax.set_title("The 19 evaluated classes in their official colours (trainId 0 to 18, left to right)")
-plt.show()
+show_class_colors(CLASS_NAMES)
 
 # %% [markdown]
 # ## The data
@@ -123,14 +109,7 @@ train_set, val_set = build_datasets(config)
 train_loader, val_loader = build_loaders(config, train_set, val_set)
 print(f"{len(train_set)} training and {len(val_set)} validation pictures")
 image, labels = val_set[0]  # (3, H, W) in [0, 1], (H, W) trainIds with 255 = ignored
-fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), layout="constrained")
-for ax, picture, title in zip(
-    axes, (image, colorize_trainids(labels)), ("picture", "labels (black: ignored)"), strict=True
-):
-    ax.imshow(to_display(picture))
-    ax.set(title=title, xticks=[], yticks=[])
-fig.suptitle(f"Validation picture {val_set.ids[0]}")
-plt.show()
+show_label_map(image, labels, title=f"Validation picture {val_set.ids[0]}")
 
 # %% [markdown]
 # ### How often each class appears
@@ -142,12 +121,7 @@ plt.show()
 
 # %%
 frequencies = class_frequencies(train_set)  # (19,) share of labelled pixels, at the files' resolution
-fig, ax = plt.subplots(figsize=(9, 3.8), layout="constrained")
-ax.bar(CLASS_NAMES, frequencies, color=np.array(CLASS_COLORS) / 255, edgecolor="black", linewidth=0.5)
-ax.set_yscale("log")
-ax.tick_params(axis="x", rotation=60)
-ax.set(xlabel="class", ylabel="share of labelled pixels (log scale)", title="Class frequencies in the training set")
-plt.show()
+display(plot_class_frequencies(frequencies, CLASS_NAMES, title="Class frequencies in the training set"))
 print("absent from the training set:", [n for n, f in zip(CLASS_NAMES, frequencies, strict=True) if f == 0] or "none")
 
 # %% [markdown]
@@ -180,39 +154,25 @@ print(f"ignored pixels in the training pictures: {ignored:.1%}")
 # %% [markdown]
 # ## Training
 #
-# `fit` runs `train_one_epoch` and `evaluate` once per epoch, keeps `best.pt` (best validation mIoU)
-# and `last.pt`, and calls us back after each epoch so the curves below redraw as it goes. The run
-# folder is new every time: nothing already there is overwritten.
+# `train` (the same entry as Carvana's, and the command line's) builds the model and the loss from
+# `config` and runs `fit`: `train_one_epoch` and `evaluate` once per epoch, keeping `best.pt` (best
+# validation mIoU) and `last.pt`, and calling us back after each epoch so the curves below redraw
+# as it goes. The run folder is new every time: nothing already there is overwritten.
 
 # %%
-seed_everything(config.seed, threads=THREADS)
-model = build_model(config).to(device)
+if KEEP_FREED_MEMORY and device.type == "cpu":
+    keep_freed_memory()
 out_dir = new_run_dir(OUT_BASE)
 print(f"checkpoints and history go to {shown(out_dir)}")
-epochs_bar = tqdm(total=config.num_epochs, desc="epochs", unit="epoch")
-live = DisplayHandle()
-
-
-def show_curves(history):
-    epochs_bar.update()
-    epochs_bar.set_postfix(val_miou=f"{history[-1]['val_miou']:.3f}")
-    fig = plot_history(history, title=f"Cityscapes training, epoch {len(history)} of {config.num_epochs}")
-    (live.update if len(history) > 1 else live.display)(fig)
-
-
-# Quick epochs last a second: one bar over the epochs says enough. Full mode adds a bar per epoch's batches.
-history = fit(
-    model,
-    train_loader,
-    val_loader,
-    loss_fn,
+history = train(
     config,
     out_dir,
-    class_names=CLASS_NAMES,
-    progress=not QUICK,
-    on_epoch_end=show_curves,
+    datasets=(train_set, val_set),
+    device=device,
+    threads=THREADS,
+    progress=not QUICK,  # quick epochs last a second; full mode shows a bar over each epoch's batches
+    on_epoch_end=LiveHistory("Cityscapes training", config.num_epochs),
 )
-epochs_bar.close()
 best = max(history, key=lambda row: row["val_miou"])
 print(
     f"best epoch {best['epoch']}: validation mIoU {best['val_miou']:.3f}, pixel accuracy {best['val_pixel_accuracy']:.3f}"
@@ -221,8 +181,9 @@ print(
 # %% [markdown]
 # ## Scores of the best checkpoint
 #
-# We load `best.pt` back from disk, as any later user would, and count every labelled validation
-# pixel in a **confusion matrix**: row = true class, column = predicted class. Everything follows from it:
+# We load `best.pt` back from disk, as any later user would, and `evaluate` it as training did: it
+# counts every labelled validation pixel in a **confusion matrix** (`unet_lib.metrics.ConfusionMatrix`):
+# row = true class, column = predicted class. Everything follows from it:
 #
 # - **IoU** of a class = overlap / union of its predicted and true pixels;
 # - **mIoU** = mean IoU over the classes that appear (in the prediction or the ground truth);
@@ -233,13 +194,11 @@ print(
 # %%
 model, state = model_from_checkpoint(out_dir / "best.pt", num_classes=NUM_CLASSES)
 model.to(device)
-matrix, baseline = ConfusionMatrix(NUM_CLASSES), ConfusionMatrix(NUM_CLASSES)
-most_common = int(frequencies.argmax())
-with torch.inference_mode():
-    for images, masks in tqdm(val_loader, desc="confusion matrix"):
-        matrix.update(predict_logits(model, images.to(device)).argmax(1).cpu(), masks)  # (B, H, W) trainIds
-        baseline.update(torch.full_like(masks, most_common), masks)
-scores, baseline_scores = matrix.compute(), baseline.compute()
+scores = evaluate(model, val_loader, loss_fn, device, NUM_CLASSES)
+baseline, most_common = ConfusionMatrix(NUM_CLASSES), int(frequencies.argmax())
+for _, masks in val_loader:
+    baseline.update(torch.full_like(masks, most_common), masks)  # the same class on every pixel
+baseline_scores = baseline.compute()
 print(f"mIoU {scores['miou']:.3f}, pixel accuracy {scores['pixel_accuracy']:.3f}")
 print(
     f"'{CLASS_NAMES[most_common]}' everywhere: mIoU {baseline_scores['miou']:.3f}, pixel accuracy {baseline_scores['pixel_accuracy']:.3f}"
@@ -255,26 +214,25 @@ if MIOU_FLOOR is not None:
 plot_class_iou(scores["iou"], CLASS_NAMES, title=f"IoU per class on the validation set ({out_dir.name})")
 
 # %% [markdown]
-# Read the confusion matrix row by row: each row is one true class, divided by its pixel count, so the
-# diagonal is the share found (recall) and the rest of the row shows what it was mistaken for. Small,
-# thin classes (pole, sign, person) tend to leak into their large neighbours (building, sidewalk).
-
-# %%
-plot_confusion_matrix(scores["mat"], CLASS_NAMES, title="Confusion matrix (each row sums to 1)")
-
-# %% [markdown]
 # ### At the labels' own resolution
 #
 # The numbers above are taken at the training size. The official Cityscapes evaluation scores at the
 # labels' full resolution: `evaluate_cityscapes` upsamples the logits to each label file's size before
-# the argmax, and also reports the mIoU over the 7 categories (flat, construction, object, nature,
-# sky, human, vehicle), an easier score.
+# the argmax, counts the pixels in the same `ConfusionMatrix`, and also reports the mIoU over the 7
+# categories (flat, construction, object, nature, sky, human, vehicle), an easier score.
 
 # %%
 official = evaluate_cityscapes(model, val_set, config.image_size, device)
 print(
     f"full resolution: mIoU {official['miou']:.3f}, category mIoU {official['category_miou']:.3f}, pixel accuracy {official['pixel_accuracy']:.3f}"
 )
+
+# %% [markdown]
+# Read the confusion matrix row by row: each row is one true class, divided by its pixel count, so the
+# diagonal is the share found (recall) and the rest of the row shows what it was mistaken for.
+
+# %%
+plot_confusion_matrix(official["mat"], CLASS_NAMES, title="Confusion matrix at full resolution (each row sums to 1)")
 
 # %% [markdown]
 # ## Predictions in colour
@@ -284,8 +242,7 @@ print(
 
 # %%
 images, masks = next(iter(val_loader))
-with torch.inference_mode():
-    preds = predict_logits(model, images.to(device)).argmax(1).cpu()  # (B, H, W)
+preds = predict_labels(predict_logits(model, images.to(device))).cpu()  # (B, H, W) trainIds
 show_cityscapes_predictions(images, preds, masks, class_names=CLASS_NAMES, max_samples=2)
 
 # %% [markdown]
