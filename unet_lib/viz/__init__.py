@@ -17,6 +17,13 @@ from unet_lib.viz.images import (
     show_predictions,
     show_samples,
 )
+from unet_lib.viz.interpret import (
+    show_activation_rows,
+    show_heatmaps,
+    show_kernels,
+    show_mask_panels,
+    show_receptive_fields,
+)
 from unet_lib.viz.layers import activation_grid, activation_image, plot_activation, show_filters, show_layer_figure
 from unet_lib.viz.scores import (
     plot_class_frequencies,
@@ -43,13 +50,18 @@ __all__ = [
     "plot_histograms",
     "plot_history",
     "plot_threshold_sweep",
+    "show_activation_rows",
     "show_cityscapes_predictions",
     "show_class_colors",
     "show_error_maps",
     "show_filters",
+    "show_heatmaps",
+    "show_kernels",
     "show_label_map",
     "show_layer_figure",
+    "show_mask_panels",
     "show_predictions",
+    "show_receptive_fields",
     "show_samples",
     "to_display",
 ]
