@@ -48,12 +48,10 @@ def test_layer_names_of_a_plain_model_and_bad_kind():
         layer_names(model, "leaves")
 
 
-def test_capture_matches_torchvision_feature_extractor(model, monkeypatch):
-    # FX tracing stops at UNet.forward's `if dh or dw:` (padding for odd sizes). Our input size is a
-    # multiple of 4, so no padding happens: let the tracer take that condition as False.
-    monkeypatch.setattr(feature_extraction.NodePathTracer, "to_bool", lambda self, obj: False)
+@pytest.mark.parametrize("size", [(16, 20), (17, 23)])  # 17x23: the decoder pads (model.pad_to, wrapped for fx)
+def test_capture_matches_torchvision_feature_extractor(model, size):
     reference = feature_extraction.create_feature_extractor(model, return_nodes=NODES)
-    x = torch.rand(2, 3, 16, 20)
+    x = torch.rand(2, 3, *size)
     expected = reference(x)
     with capture(model, NODES) as acts:
         logits = model(x)

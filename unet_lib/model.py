@@ -72,6 +72,19 @@ def make_upsample(in_channels: int, out_channels: int, kind: UpsampleKind) -> nn
     )
 
 
+def pad_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Zero-pad x (B, C, h, w) to the H and W of ``like``, evenly on both sides (a no-op when they match)."""
+    dh, dw = like.shape[-2] - x.shape[-2], like.shape[-1] - x.shape[-1]
+    if dh or dw:
+        x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])  # (B, C, H, W)
+    return x
+
+
+# torch.fx (and so torchvision's feature extractor) records pad_to as one call instead of tracing
+# into its `if`, which depends on sizes a symbolic trace does not know.
+torch.fx.wrap("pad_to")
+
+
 class UNet(nn.Module):
     """U-Net: an encoder of ``len(features)`` down blocks, a bottleneck, a mirrored decoder.
 
@@ -124,10 +137,7 @@ class UNet(nn.Module):
             x = self.pool(x)  # (B, f, H/2^(i+1), W/2^(i+1)), odd sizes round down
         x = self.bottleneck(x)  # (B, 2*f_last, H/2^depth, W/2^depth)
         for upconv, up, skip in zip(self.upconvs, self.ups, reversed(skips), strict=True):
-            x = upconv(x)  # (B, f, 2h, 2w)
-            dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
-            if dh or dw:
-                x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])  # (B, f, H_skip, W_skip)
+            x = pad_to(upconv(x), skip)  # (B, f, 2h, 2w), padded to (B, f, H_skip, W_skip) for odd sizes
             x = torch.cat([skip, x], dim=1)  # (B, 2f, H_skip, W_skip): skip first, as the original
             x = up(x)  # (B, f, H_skip, W_skip)
         return self.final_conv(x)  # (B, num_classes, H, W)
