@@ -97,3 +97,15 @@ def test_every_recipe_builds_and_the_quick_ones_are_small():
     assert quick.dataset == "carvana" and city.dataset == "cityscapes" and city.num_classes == 19
     assert quick.image_size == (64, 96) and quick.features == (16, 32, 64, 128) and quick.num_epochs <= 5
     assert city.image_size == (64, 128) and city.features == (16, 32, 64, 128)
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = [
+        f"{module_name(path)}: from {node.module} import {alias.name}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unet_lib")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert not private, f"private names imported across modules: {private}"

@@ -74,7 +74,8 @@ def _store_input(store: Activations, name: str, module: nn.Module, args: tuple) 
     store.inputs[name] = _detached(args[0] if len(args) == 1 else args)
 
 
-def _check_names(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
+def find_layers(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
+    """``{name: module}`` for layer names of ``model``; an unknown name is an error that suggests close ones."""
     modules = dict(model.named_modules())
     for name in names:
         if name not in modules:
@@ -107,7 +108,7 @@ def capture(model: nn.Module, names: str | Sequence[str], capture_inputs: bool =
         >>> acts["bottleneck"].shape  # (B, 1024, H/16, W/16)
     """
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))  # drop repeats, keep order
-    modules = _check_names(model, names)
+    modules = find_layers(model, names)
     store = Activations()
     handles = []
     try:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unet_lib.activations import _check_names
+from unet_lib.activations import find_layers
 from unet_lib.errors import InputError
 
 
@@ -69,7 +69,7 @@ def grad_cam(
     Returns:
         The maps [B, h, w], where (h, w) is the layer's output size.
     """
-    module = _check_names(model, [layer])[layer]
+    module = find_layers(model, [layer])[layer]
     x = _input_leaf(images)
     if region is not None and tuple(region.shape) != (x.shape[0], *x.shape[-2:]):
         raise InputError(f"region: expected a mask of shape {(x.shape[0], *x.shape[-2:])}, got {tuple(region.shape)}")
