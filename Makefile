@@ -27,9 +27,17 @@ test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg notebooks/*.ipynb
 
-## browser-deps: Debian's Chromium for the JupyterLab browser test
+## browser-deps: Debian's Chromium for the JupyterLab browser test, installed when missing and possible (root or passwordless sudo, apt-get); never fails
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: chromium not found and could not be installed (no apt-get): the browser test will skip (fail with CI=true)"; exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then as_root=; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root="sudo -n"; \
+	else echo "browser-deps: chromium not found and could not be installed (not root): apt-get install chromium; the browser test will skip (fail with CI=true)"; exit 0; fi; \
+	echo "browser-deps: installing chromium with apt-get"; \
+	($$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "browser-deps: apt-get install chromium failed: the browser test will skip (fail with CI=true)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py

@@ -1,11 +1,14 @@
 """The benchmarks measure the right things: the fast data pipeline gives the original's pictures,
-FLOPs are counted as a hand count says, and a quick ``make bench`` run prints its table.
+FLOPs are counted as a hand count says, and a quick ``make bench`` run prints a table whose
+verdicts and exit status agree with its numbers.
 
 No timing is asserted here: speed is judged by ``make bench``, side by side in one run.
 """
 
 import dataclasses
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks import run
 from benchmarks.data_pipeline import SIZE, TARGET_MASK_AGREEMENT, TARGET_PSNR, OriginalCarvana, original_pairs, psnr
+from benchmarks.measure import Row
 from benchmarks.train_step import step_flops
 from unet_lib.config import recipe
 from unet_lib.data import CarvanaDataset
@@ -22,6 +27,87 @@ from unet_lib.data.sample import write_carvana_sample
 from unet_lib.engine import build_model
 
 REPO = Path(__file__).resolve().parents[1]
+# The rows of a quick run (run.QUICK's sizes); the CUDA rows depend on the machine.
+QUICK_ROWS = [
+    "data 320x480, cold epoch",
+    "data 320x480, warm epoch",
+    "data: image PSNR vs original",
+    "data: mask pixels identical",
+    "train step 160x240 b2 2M",
+    "train step 160x240 b2 2M: channels_last vs NCHW",
+    "train step: FLOP/s vs fp32 matmul",
+    "epochs to Dice 0.97 (64x96)",
+    "submission, small U-Net 160x240",
+    "submission, small U-Net 160x240: channels_last vs NCHW",
+]
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?|[-+]?\b(inf|nan)\b", re.IGNORECASE)
+
+
+@dataclasses.dataclass
+class Table:
+    """What ``benchmarks.run`` printed at the end: the rows by figure, the count line and the missed lines."""
+
+    rows: dict[str, dict[str, str]]  # figure -> {"ours", "original", "ratio", "target", "result"}
+    met: int
+    judged: int
+    missed: list[str]  # the figures named on the "missed:" lines
+
+
+def parse_table(out: str) -> Table:
+    """Read the table back: its columns start where the runs of dashes above the header start."""
+    lines = out.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("---") and set(line) <= {"-", " "}]
+    assert len(rules) >= 3, f"no table in the output:\n{out[-3000:]}"
+    top, below_header, bottom = rules[-3:]
+    starts = [m.start() for m in re.finditer(r"-+", lines[top])]
+    ends = starts[1:] + [None]
+
+    def cells(line: str) -> list[str]:
+        return [line[start:end].strip() for start, end in zip(starts, ends, strict=True)]
+
+    header = cells(lines[top + 1])
+    assert header == ["figure", "ours", "original", "ratio", "target", "result"] and below_header == top + 2
+    rows = {}
+    for line in lines[below_header + 1 : bottom]:
+        figure, *values = cells(line)
+        assert figure not in rows, f"row {figure!r} printed twice"
+        rows[figure] = dict(zip(header[1:], values, strict=True))
+    summary = re.fullmatch(r"(\d+) of (\d+) targets met", lines[bottom + 1])
+    assert summary, f"expected 'N of M targets met' below the table, got {lines[bottom + 1]!r}"
+    missed = [line.removeprefix("missed: ").rsplit(": ", 1)[0] for line in lines[bottom + 2 :] if line.strip()]
+    return Table(rows, int(summary[1]), int(summary[2]), missed)
+
+
+def number(cell: str) -> float:
+    """The first number in a cell such as ``"30 img/s"``, ``"> 2.6x"`` or ``"59%"``."""
+    found = NUMBER.search(cell)
+    assert found, f"no number in {cell!r}"
+    return float(found[0])
+
+
+def rounding(cell: str) -> float:
+    """Half a unit in the last printed digit of the cell's number: ``"3.74x"`` -> 0.005, ``"59%"`` -> 0.5."""
+    digits = NUMBER.search(cell)[1] or ""
+    return 0.5 * 10 ** -len(digits.partition(".")[2])
+
+
+def check_verdicts(table: Table) -> None:
+    """Every judged row says pass or FAIL as its numbers do, and the count and missed lines agree."""
+    judged = {name: row for name, row in table.rows.items() if row["target"] != "-"}
+    for name, row in table.rows.items():
+        assert row["result"] in ({"pass", "FAIL"} if name in judged else {"-"}), (name, row)
+        if row["ratio"] != "-":
+            assert math.isfinite(number(row["ratio"])) and number(row["ratio"]) > 0, (name, row)
+    failed = [name for name, row in judged.items() if row["result"] == "FAIL"]
+    assert (table.met, table.judged) == (len(judged) - len(failed), len(judged))
+    assert table.missed == failed
+    for name, row in judged.items():
+        # The value judged: the ratio when it is in the target's unit, else the measurement itself.
+        unit = row["target"].split()[-1].lstrip("0123456789.")
+        shown = row["ratio"] if row["ratio"] != "-" and row["ratio"].endswith(unit) else row["ours"]
+        if not shown.endswith(unit) or abs(number(shown) - number(row["target"])) <= rounding(shown):
+            continue  # not comparable (an epoch count against a speedup), or too close to tell after rounding
+        assert (row["result"] == "pass") == (number(shown) >= number(row["target"])), (name, row)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +157,23 @@ def test_step_flops_match_a_hand_count():
     assert step_flops(config, 2) == 3 * sum(forward) - forward[0]
 
 
+def test_exit_status_follows_the_targets(monkeypatch, capsys, tmp_path):
+    """1 when a target is missed, with the missed rows named; 0 when all are met or none is judged."""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # main sets it when unset; keep this process as it was
+    fast, slow = (
+        Row("fast", "8 img/s", "2 img/s", "4.00x", ">= 2x", True),
+        Row("slow", "1 s", "1 s", "1.00x", ">= 2x", False),
+    )
+    shown = Row("shown", "3 img/s")  # reported, not judged
+    for rows, expected, met, judged in (([fast, slow], 1, 1, 2), ([fast, shown], 0, 1, 1), ([shown], 0, 0, 0)):
+        monkeypatch.setattr(run, "run_figure", lambda *_, rows=rows: rows)
+        status = run.main(["--quick", "--only", "inference", "--data", str(tmp_path)])
+        table = parse_table(capsys.readouterr().out)
+        assert status == expected and list(table.rows) == [row.figure for row in rows]
+        assert (table.met, table.judged) == (met, judged) and table.missed == (["slow"] if slow in rows else [])
+        check_verdicts(table)
+
+
 def test_quick_bench_prints_its_table(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
@@ -81,9 +184,20 @@ def test_quick_bench_prints_its_table(tmp_path):
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = result.stdout
-    for figure in ("data 320x480, cold epoch", "train step", "epochs to Dice 0.97", "submission", "cuda"):
-        assert figure in out
-    assert "targets met" in out.splitlines()[-1]
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    table = parse_table(result.stdout)
+    if torch.cuda.is_available():
+        step = [name for name in table.rows if name.startswith("cuda step 320x480 b8, ")]  # named by its dtype
+        assert len(step) == 1, list(table.rows)
+        cuda_rows = [*step, "cuda step: peak memory"]
+    else:
+        cuda_rows = ["cuda train step 320x480 b8"]
+    optional = ["seconds to Dice 0.97"]  # printed only when two epochs reach the Dice target
+    assert [name for name in table.rows if name not in optional] == QUICK_ROWS + cuda_rows, result.stdout[-3000:]
+    for name, row in table.rows.items():
+        if row["ours"] != "skipped: no GPU":
+            assert math.isfinite(number(row["ours"])), (name, row)
+    check_verdicts(table)
+    assert table.judged >= 7
+    assert result.returncode == (1 if table.met < table.judged else 0)
     assert not (tmp_path / "absent").exists()  # a quick run writes its sample to a temporary folder
