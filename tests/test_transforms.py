@@ -1,4 +1,4 @@
-"""Joint transforms as the datasets use them: ``resize_pair`` first, then ``build_transforms(None, ...)`` and ``apply``.
+"""Joint transforms as the datasets use them: ``resize_pair`` first, then ``build_transforms(...)`` and ``apply``.
 
 Image and mask stay aligned, masks are resized and rotated by nearest neighbour, and the pixels
 that a rotation brings in from outside the picture get the right fill in both.
@@ -16,12 +16,12 @@ SIZE = (48, 72)  # (H, W) the datasets' _load resizes to, before any augmentatio
 
 def carvana_transform(augment):
     """What ``CarvanaDataset`` builds: no resize (its _load resizes), background fill."""
-    return build_transforms(None, augment, mask_fill=0)
+    return build_transforms(augment, mask_fill=0)
 
 
 def cityscapes_transform(augment):
     """What ``CityscapesDataset`` builds: ignore fill, and colour jitter whenever it augments."""
-    return build_transforms(None, augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
+    return build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
 
 
 def item(transform, image, mask):

@@ -109,7 +109,7 @@ class CarvanaDataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.size = tuple(size) if size is not None else None
-        self.transform = build_transforms(None, augment, mask_fill=0)  # _load resizes
+        self.transform = build_transforms(augment, mask_fill=0)  # _load resizes
         self.cache = {} if cache else None
         self._rles: dict[str, str] = {}
         self.image_dir, self.mask_dir = self._locate(split)

@@ -100,7 +100,7 @@ class CityscapesDataset(Dataset):
         self.ids = [p.name.removesuffix("_leftImg8bit.png") for p in self.images]
         self.split, self.mode = split, mode
         self.size = tuple(size) if size is not None else None
-        self.transform = build_transforms(None, augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
+        self.transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
         self.lut = label_to_train_lut()
         self.cache = {} if cache else None
 

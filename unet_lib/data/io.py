@@ -7,6 +7,7 @@ decoding at full size and resizing afterwards.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,14 @@ from unet_lib.errors import InputError
 
 def _open(path: Path) -> Image.Image:
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            # PIL only warns about headers claiming 89 to 179 megapixels; decoding them would be slow
+            # and huge, and no photo of this project is near that size.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: image header claims an implausibly large size; the file is corrupt") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:  # PIL's plugins raise all of these
         if path.is_file() and path.stat().st_size == 0:
@@ -37,6 +42,7 @@ def _load(image: Image.Image, path: Path) -> Image.Image:
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        image.close()  # the file handle PIL opened lazily
         raise InputError(f"{path}: corrupt or truncated image ({err}); re-download or re-export it") from None
     return image
 
@@ -75,18 +81,18 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
         uint8 tensor [3, H, W].
     """
     path = Path(path)
-    image = _open(path)
-    if min_size is not None and image.format == "JPEG":
-        image.draft("RGB", _draft_request(image.size, min_size))
-    image = _load(image, path)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
-        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (3, H, W)
+    with _open(path) as opened:  # closes the file, whatever happens below
+        if min_size is not None and opened.format == "JPEG":
+            opened.draft("RGB", _draft_request(opened.size, min_size))
+        image = _load(opened, path)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
+            array = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
+            image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (3, H, W)
 
 
 def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
@@ -108,13 +114,14 @@ def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a binary mask file (palette GIF with indices 0/1, or 8-bit 0/255 PNG) as uint8 {0, 1} [H, W]."""
     path = Path(path)
-    image = _load(_open(path), path)
-    if image.mode == "P":
-        array = np.asarray(image)  # palette indices, as the Kaggle GIFs store them
-    elif image.mode in ("L", "1", "I", "I;16"):
-        array = np.asarray(image.convert("L") if image.mode == "1" else image)
-    else:
-        array = np.asarray(image.convert("L"))
+    with _open(path) as opened:
+        image = _load(opened, path)
+        if image.mode == "P":
+            array = np.array(image)  # palette indices, as the Kaggle GIFs store them
+        elif image.mode in ("L", "1", "I", "I;16"):
+            array = np.array(image.convert("L") if image.mode == "1" else image)
+        else:
+            array = np.array(image.convert("L"))
     if array.ndim != 2:
         raise InputError(f"{path}: expected a single-channel mask, got shape {array.shape}")
     return binarize_mask(array, path)
@@ -123,7 +130,8 @@ def read_mask(path: str | Path) -> np.ndarray:
 def read_label_map(path: str | Path) -> np.ndarray:
     """Read a single-channel 8-bit label PNG (e.g. Cityscapes labelIds) as uint8 [H, W]."""
     path = Path(path)
-    image = _load(_open(path), path)
-    if image.mode not in ("L", "P"):
-        raise InputError(f"{path}: expected a single-channel 8-bit label image, got mode {image.mode}")
-    return np.array(image, dtype=np.uint8)
+    with _open(path) as opened:
+        image = _load(opened, path)
+        if image.mode not in ("L", "P"):
+            raise InputError(f"{path}: expected a single-channel 8-bit label image, got mode {image.mode}")
+        return np.array(image, dtype=np.uint8)

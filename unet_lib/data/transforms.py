@@ -42,15 +42,16 @@ def _augmentations(kind: AugmentKind, mask_fill: int, color: bool) -> list[v2.Tr
 
 
 def build_transforms(
-    size: tuple[int, int] | None,
     augment: AugmentKind | bool = "none",
     mask_fill: int = 0,
     color: bool = False,
 ) -> v2.Compose:
     """Transforms for an ``(image, mask)`` pair.
 
+    The datasets resize first (:func:`resize_pair`, so the mask stays aligned with the picture),
+    then run these.
+
     Args:
-        size: ``(H, W)`` to resize to, or None to keep the size.
         augment: ``"none"``, ``"flip"`` (horizontal flips only), ``"original"`` (the original
             project's flips and rotation) or ``"default"`` (flips plus small shifts, scales and
             rotations); ``True`` means ``"default"``.
@@ -66,10 +67,7 @@ def build_transforms(
         augment = "default"
     elif augment is False:
         augment = "none"
-    steps: list[v2.Transform] = []
-    if size is not None:
-        steps.append(v2.Resize(tuple(size), antialias=True))
-    steps += _augmentations(augment, mask_fill, color)
+    steps = _augmentations(augment, mask_fill, color)
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     return v2.Compose(steps)
 
