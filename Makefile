@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# In lineage order: train_carvana writes the checkpoint that test_carvana and inspect_layers read.
+NOTEBOOKS := train_carvana test_carvana inspect_layers train_cityscapes
+
 .PHONY: install demo test lint notebooks sync-notebooks lab bench browser-deps clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
@@ -25,7 +28,8 @@ test: $(STAMP) browser-deps
 	$(BIN)/ruff format --check unet_lib tests benchmarks notebooks/*.py
 	bash .ci/check_notebook_pairs
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
-	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg notebooks/*.ipynb
+	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg \
+		$(foreach nb,$(NOTEBOOKS),notebooks/$(nb).ipynb)
 
 ## browser-deps: Debian's Chromium for the JupyterLab browser test, installed when missing and possible (root or passwordless sudo, apt-get); never fails
 browser-deps:
@@ -44,10 +48,10 @@ lint: $(STAMP)
 
 ## notebooks: regenerate each .ipynb from its .py and execute it in quick mode (the committed outputs)
 notebooks: $(STAMP)
-	for py in notebooks/*.py; do \
-		$(BIN)/jupytext --quiet --to ipynb $$py && \
+	for nb in $(NOTEBOOKS); do \
+		$(BIN)/jupytext --quiet --to ipynb notebooks/$$nb.py && \
 		UNET_QUICK=1 $(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
-			--ExecutePreprocessor.timeout=900 $${py%.py}.ipynb || exit 1; \
+			--ExecutePreprocessor.timeout=900 notebooks/$$nb.ipynb || exit 1; \
 	done
 
 ## lab: JupyterLab on the notebooks, with the project's environment
