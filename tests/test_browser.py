@@ -55,7 +55,7 @@ LAB_SETTINGS = {
 }
 RUN_ALL_MS = 150_000  # the whole notebook with the checkpoint already there: about 40 s alone on 2 CPU cores
 CHANGE_MS = 30_000  # one redraw of the explorer
-LABEL = "div.widget-label"  # the explorer's line of text (a widgets.Label; descriptions are <label>s)
+LABEL = ".widget-html-content"  # the explorer's line of text (a widgets.HTML, which wraps)
 
 
 class Lab:
@@ -176,7 +176,7 @@ def page(chromium: Path) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
         try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+            yield browser.new_page(viewport={"width": 1024, "height": 900})  # a laptop, file browser open
         finally:
             browser.close()
 
@@ -216,19 +216,25 @@ def _shown(explorer: Locator) -> tuple[str, str]:
     return explorer.locator(".widget-output img").first.get_attribute("src"), explorer.locator(LABEL).inner_text()
 
 
-def _wait_for_change(page: Page, explorer: Locator, before: tuple[str, str], expect: str = "") -> tuple[str, str]:
-    """Wait until the picture differs from ``before`` and the label differs and contains ``expect``."""
+def _wait_for_change(
+    page: Page, explorer: Locator, before: tuple[str, str], expect: str = "", label: bool = True
+) -> tuple[str, str]:
+    """Wait until the picture differs from ``before`` and (with ``label``) the label differs and contains ``expect``."""
     # The output area replaces its <img> on every redraw, so look it up again on each poll.
     page.wait_for_function(
-        """([root, selector, [src, text], expect]) => {
-            const img = root.querySelector('.widget-output img'), label = root.querySelector(selector);
+        """([root, selector, [src, text], expect, label]) => {
+            const img = root.querySelector('.widget-output img'), line = root.querySelector(selector);
             return img !== null && img.getAttribute('src') !== src
-                && label.textContent !== text && label.textContent.includes(expect);
+                && (!label || line.textContent !== text) && line.textContent.includes(expect);
         }""",
-        arg=[explorer.element_handle(), LABEL, list(before), expect],
+        arg=[explorer.element_handle(), LABEL, list(before), expect, label],
         timeout=CHANGE_MS,
     )
     return _shown(explorer)
+
+
+def _view(explorer: Locator, name: str) -> Locator:
+    return explorer.locator(".widget-toggle-button", has_text=re.compile(f"^{re.escape(name)}$"))
 
 
 def _fingerprint() -> tuple[str, ...]:
@@ -252,11 +258,9 @@ def test_layer_explorer_reacts_in_jupyterlab(lab: Lab, page: Page):
         shown = _shown(explorer)
         assert shown[0].startswith("data:image/png;base64,") and "shape (C, H, W)" in shown[1]
 
-        grid = explorer.locator(".widget-toggle-button")
-        if "mod-active" in (grid.get_attribute("class") or ""):  # the notebook left the grid view on
-            grid.click()
-            shown = _wait_for_change(page, explorer, shown)
-            assert "all channels" not in shown[1]
+        if "mod-active" not in (_view(explorer, "channel").get_attribute("class") or ""):
+            _view(explorer, "channel").click()  # the notebook left another view on
+            shown = _wait_for_change(page, explorer, shown, expect="shape (C, H, W)")
 
         slider = explorer.locator(".widget-hslider", has_text="channel")
         handle = slider.locator(".noUi-handle")
@@ -271,6 +275,27 @@ def test_layer_explorer_reacts_in_jupyterlab(lab: Lab, page: Page):
         shown = _wait_for_change(page, explorer, shown, expect=f"{layer}, shape (C, H, W)")
         assert shown[1].startswith(f"{layer}, shape (C, H, W)")
         page.screenshot(path=ARTIFACTS / "3-layer-changed.png")
+
+        # The grid pages through every channel: the slider stays live and moves the page.
+        _view(explorer, "grid").click()
+        shown = _wait_for_change(page, explorer, shown, expect="channels ")
+        first = int(re.search(r"channels (\d+)\.\.", shown[1]).group(1))
+        handle.press("ArrowRight")
+        shown = _wait_for_change(page, explorer, shown, expect=f"channels {first + 1}..{first + 16} of")
+        page.screenshot(path=ARTIFACTS / "4-grid-paged.png")
+
+        for view, expect in (("filters", "filter"), ("grad-cam", "Grad-CAM"), ("mean", "mean of")):
+            _view(explorer, view).click()
+            shown = _wait_for_change(page, explorer, shown, expect=expect)
+        page.screenshot(path=ARTIFACTS / "5-views.png")
+
+        explorer.locator(".widget-checkbox input").click()  # the reference outline off: only the picture changes
+        shown = _wait_for_change(page, explorer, shown, label=False)
+
+        # At 1024 px the controls wrap onto several rows instead of shrinking: every slider keeps its width.
+        for box in (explorer.locator(".widget-hslider").nth(i).bounding_box() for i in range(2)):
+            assert box is not None and box["width"] >= 200, box
+        assert explorer.locator(".widget-label", has_text="channel").first.is_visible()
     except BaseException:
         page.screenshot(path=ARTIFACTS / "failure.png")
         raise

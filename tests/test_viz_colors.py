@@ -1,4 +1,5 @@
-"""The one palette and the one overlay, checked pixel by pixel against the official colours and a hand blend."""
+"""The one palette, the one overlay and the outline, checked pixel by pixel against the official colours,
+a hand blend and boundaries drawn by hand."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ from torchvision.datasets import Cityscapes
 
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
-from unet_lib.viz import colorize, overlay, palette
+from unet_lib.viz import colorize, outline, overlay, palette
 
 ROAD, CAR, RAIL_TRACK = (128, 64, 128), (0, 0, 142), (230, 150, 140)
 
@@ -108,3 +109,101 @@ def test_overlay_rejects_bad_input():
         overlay(torch.rand(1, 2, 2), torch.zeros(2, 2, dtype=torch.long), "trainid")
     with pytest.raises(InputError, match="kind"):
         overlay(torch.rand(3, 2, 2), torch.zeros(2, 2), "rainbow")
+
+
+def drawn(rows: str) -> torch.Tensor:
+    """A bool ``[H, W]`` from a picture in text: ``#`` is True, anything else False; one line per row."""
+    return torch.tensor([[c == "#" for c in line.strip()] for line in rows.strip().splitlines()])
+
+
+SQUARE = drawn("""
+    ........
+    .#####..
+    .#####..
+    .#####..
+    .#####..
+    .#####..
+    ........
+""")
+
+
+RINGS = {  # the boundary of SQUARE for each width: pixels at most `width` steps from the outside
+    1: """
+        ........
+        .#####..
+        .#...#..
+        .#...#..
+        .#...#..
+        .#####..
+        ........
+    """,
+    2: """
+        ........
+        .#####..
+        .#####..
+        .##.##..
+        .#####..
+        .#####..
+        ........
+    """,
+    3: """
+        ........
+        .#####..
+        .#####..
+        .#####..
+        .#####..
+        .#####..
+        ........
+    """,
+}
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_outline_paints_exactly_the_boundary_of_a_square(width):
+    image = torch.randint(0, 256, (3, *SQUARE.shape), dtype=torch.uint8)
+    out = outline(image, SQUARE, width=width)
+    edge = drawn(RINGS[width])
+    assert out.dtype == torch.uint8 and out.shape == image.shape
+    assert all(out[:, i, j].tolist() == [255, 255, 0] for i, j in edge.nonzero().tolist())  # "yellow"
+    assert torch.equal(out[:, ~edge], image[:, ~edge])  # the interior and the outside keep the picture
+    assert (SQUARE & ~edge).any() == (width < 3)  # a thick enough line fills the whole square
+
+
+def test_outline_ignores_the_frame_and_treats_255_as_outside():
+    mask = torch.tensor(
+        [
+            [1, 1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 1, 0],
+            [1, 1, IGNORE_INDEX, 1, 1, 0],
+            [1, 1, 1, 1, 1, 0],
+            [0, 0, 0, 0, 0, 0],
+        ],
+        dtype=torch.uint8,
+    )
+    expected = drawn("""
+        ....#.
+        ..#.#.
+        .#.##.
+        #####.
+        ......
+    """)
+    image = torch.rand(3, 5, 6)
+    plain = (image * 255).round().to(torch.uint8)
+    out = outline(image, mask[None], color=(0, 128, 255))  # a float image, a [1, H, W] mask, an RGB colour
+    assert torch.equal(out[:, ~expected], plain[:, ~expected])
+    assert all(out[:, i, j].tolist() == [0, 128, 255] for i, j in expected.nonzero().tolist())
+    probabilities = torch.where(mask == 1, 0.9, 0.2)
+    probabilities[2, 2] = IGNORE_INDEX
+    assert torch.equal(outline(image, probabilities, color=(0, 128, 255)), out)  # above 0.5 is the mask
+
+
+def test_outline_of_nothing_and_bad_input():
+    image = torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)
+    assert torch.equal(outline(image, torch.zeros(4, 4)), image)
+    assert torch.equal(outline(image, torch.full((4, 4), IGNORE_INDEX)), image)
+    assert torch.equal(outline(image, torch.ones(4, 4)), image)  # the whole frame: no boundary inside it
+    for width in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="width"):
+            outline(image, torch.ones(4, 4), width=width)
+    with pytest.raises(InputError, match="image and mask"):
+        outline(image, torch.ones(4, 5))

@@ -4,7 +4,7 @@ One palette and one overlay (``colors``) colour every mask; every ``show_*``/``p
 returns a Figure that pyplot has let go of, which a notebook shows once and ``fig.savefig`` saves.
 """
 
-from unet_lib.viz.colors import PaletteKind, colorize, overlay, palette
+from unet_lib.viz.colors import PaletteKind, colorize, outline, overlay, palette
 from unet_lib.viz.common import to_display  # the figure helpers stay in viz.common
 from unet_lib.viz.history import LiveHistory, plot_history
 from unet_lib.viz.images import (
@@ -41,6 +41,7 @@ __all__ = [
     "activation_image",
     "colorize",
     "error_map",
+    "outline",
     "overlay",
     "palette",
     "plot_activation",

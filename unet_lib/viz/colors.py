@@ -1,7 +1,8 @@
 """The one palette and the one overlay: class colours for binary masks, Cityscapes trainIds and labelIds.
 
 Every coloured mask in the project (figures, ``predict`` overlays, the official labelId colour PNGs)
-takes its colours from :func:`palette` and is painted by :func:`colorize` or :func:`overlay`.
+takes its colours from :func:`palette` and is painted by :func:`colorize` or :func:`overlay`;
+:func:`outline` draws only a mask's boundary, so the picture underneath stays visible.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 from torchvision.datasets import Cityscapes
 from torchvision.utils import draw_segmentation_masks
 
@@ -110,3 +112,40 @@ def overlay(
         alpha=alpha,
         colors=[tuple(colors[v].tolist()) for v in painted],
     )
+
+
+def outline(
+    image: torch.Tensor, mask: torch.Tensor, color: str | tuple[int, int, int] = "yellow", width: int = 1
+) -> torch.Tensor:
+    """Draw the boundary of a binary mask opaque over ``image``, so the object underneath stays visible.
+
+    A boundary pixel is a pixel of the mask that lies at most ``width`` steps (up, down, left, right)
+    from a pixel outside it. Beyond the picture's edge counts as inside: an object cut by the frame
+    gets no line along the frame.
+
+    Args:
+        image: Float ``[3, H, W]`` in [0, 1], or uint8.
+        mask: ``[H, W]`` or ``[1, H, W]``: a 0/1 mask of any dtype, or probabilities (mask above 0.5).
+            Pixels equal to ``IGNORE_INDEX`` are not part of the mask.
+        color: A colour name (``"yellow"``) or an ``(r, g, b)`` tuple of 0..255.
+        width: Thickness of the line in pixels, at least 1.
+
+    Returns:
+        uint8 ``[3, H, W]``: the boundary in ``color``, every other pixel as in ``image``.
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise InputError(f"width: expected a whole number of pixels >= 1, got {width!r}")
+    image, mask = to_uint8(image), as_mask2d(mask, "mask").float()
+    if image.ndim != 3 or image.shape[0] != 3 or image.shape[1:] != mask.shape:
+        raise InputError(
+            f"image and mask: expected [3, H, W] and [H, W], got {tuple(image.shape)} and {tuple(mask.shape)}"
+        )
+    inside = (mask > 0.5) & (mask != IGNORE_INDEX)  # (H, W) bool
+    core = inside
+    for _ in range(width):  # erode by one pixel with the 4-neighbourhood, ``width`` times
+        padded = F.pad(core[None].float(), (1, 1, 1, 1), value=1.0)[0] > 0.5  # (H + 2, W + 2): the frame is inside
+        core = core & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = inside & ~core
+    if not edge.any():  # nothing to draw (draw_segmentation_masks would warn)
+        return image.clone()
+    return draw_segmentation_masks(image, edge, alpha=1.0, colors=color)
