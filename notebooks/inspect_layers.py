@@ -248,7 +248,7 @@ for layer in ("downs.1.conv.3", "ups.1.conv.3"):
     before, after = initial.get_submodule(layer).weight.detach(), model.get_submodule(layer).weight.detach()
     moved = ((after - before).norm() / before.norm()).item()
     print(f"{layer}: weights {tuple(after.shape)}, moved by {moved:.1%} of their initial size in training")
-    views[f"{layer}[2] at init"], views[f"{layer}[2] trained"] = before[2], after[2]
+    views[f"{layer}[2]\nat init"], views[f"{layer}[2]\ntrained"] = before[2], after[2]
 show_kernels(views, max_inputs=9, title="Filter 2 of each layer's second 3x3 convolution, first 9 inputs")
 
 # %% [markdown]

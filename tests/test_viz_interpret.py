@@ -52,7 +52,7 @@ def test_kernels_share_one_symmetric_scale_per_row():
             image = axes[9 * row + c].images[0]
             np.testing.assert_array_equal(image.get_array(), kernel[c].numpy())
             assert image.get_clim() == pytest.approx((-limit, limit))
-    assert axes[9].get_ylabel() == "trained"
+    assert axes[9].get_ylabel() == "trained" and axes[9].yaxis.label.get_rotation() == 0
 
 
 def test_heatmaps_are_upsampled_onto_the_photo():

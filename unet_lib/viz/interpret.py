@@ -84,7 +84,8 @@ def show_kernels(
         limit = float(kernel[:cols].abs().max()) or 1.0  # symmetric: white is 0, red positive, blue negative
         for c in range(cols):
             im = axes[r, c].imshow(kernel[c].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            image_axis(axes[r, c], title=f"in {c}", ylabel=name if c == 0 else None)
+            image_axis(axes[r, c], title=f"in {c}")
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center")  # horizontal: long labels fit
         fig.colorbar(im, ax=list(axes[r]), shrink=0.8, label="weight")
     fig.suptitle(title)
     return fig
