@@ -65,7 +65,7 @@ from unet_lib.viz import (
 from unet_lib.widgets import LayerExplorer
 from unet_lib.workspace import carvana_checkpoint, carvana_dir, shown
 
-plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook light
+plt.rcParams["figure.dpi"] = 64  # many figures here: modest pictures keep the notebook light
 
 # %% [markdown]
 # ## The model and a few validation pictures

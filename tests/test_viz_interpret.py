@@ -35,7 +35,7 @@ def test_activation_rows_draw_the_mean_and_the_channels_at_each_layers_resolutio
         expected = [act.mean(0), act[1], act[3]]
         for col, want in enumerate(expected):
             np.testing.assert_allclose(axes[3 * row + col].images[0].get_array(), want.numpy(), rtol=1e-6)
-    assert axes[3].get_ylabel() == "bottleneck" and axes[3].get_title() == "mean of 8, 2x3"
+    assert axes[3].get_ylabel() == "bottleneck" and axes[3].get_title() == "mean of 8\n2x3"
     assert fig._suptitle.get_text() == "The U"
     with pytest.raises(InputError, match="activations"):
         show_activation_rows({"x": torch.zeros(2, 3)})

@@ -31,7 +31,7 @@ def show_activation_rows(
     channels: Sequence[int] = (0, 1),
     mean: bool = True,
     title: str = "Layer outputs",
-    tile: float = 2.4,
+    tile: float = 2.0,
 ) -> Figure:
     """One row per layer: the mean over its channels and a few single channels, each with its colour bar.
 
@@ -58,7 +58,7 @@ def show_activation_rows(
             im = ax.imshow(picture.numpy(), cmap="viridis", interpolation="nearest")
             fig.colorbar(im, ax=ax, shrink=0.8)
             what = f"mean of {act.shape[0]}" if label == "mean" else f"{label} of {act.shape[0]}"
-            image_axis(ax, title=f"{what}, {act.shape[1]}x{act.shape[2]}", ylabel=name if col == 0 else None)
+            image_axis(ax, title=f"{what}\n{act.shape[1]}x{act.shape[2]}", ylabel=name if col == 0 else None)
     fig.suptitle(title)
     return fig
 
@@ -114,7 +114,7 @@ def show_heatmaps(
     """
     image = torch.as_tensor(image).detach().cpu()
     size = image.shape[-2:]
-    fig, axes = grid_figure(1, 1 + len(maps), tile=(3.2, 3.2 * size[0] / size[1] + 0.6))
+    fig, axes = grid_figure(1, 1 + len(maps), tile=(2.8, 2.8 * size[0] / size[1] + 0.6))
     first = image if region is None else overlay(image, region.long(), "binary") / 255
     axes[0, 0].imshow(to_display(first))
     image_axis(axes[0, 0], title="photo" + ("" if region is None else ", region in red"))
