@@ -3,7 +3,11 @@
 import os
 import time
 
-from unet_lib import workspace
+import pytest
+import torch
+
+from unet_lib import InputError, profiles, recipe, workspace
+from unet_lib.data.carvana import CarvanaDataset
 
 
 def fake_repo(tmp_path):
@@ -13,13 +17,49 @@ def fake_repo(tmp_path):
     return tmp_path
 
 
-def test_quick_mode_follows_the_environment(monkeypatch):
+def test_quick_mode_follows_the_environment_then_the_machine(monkeypatch):
     monkeypatch.setenv("UNET_QUICK", "1")
     assert workspace.quick_mode()
     monkeypatch.setenv("UNET_QUICK", "0")
-    assert not workspace.quick_mode()
+    assert not workspace.quick_mode()  # forced full mode, even without a GPU
+    monkeypatch.setenv("UNET_QUICK", "yes")
+    with pytest.raises(InputError, match="UNET_QUICK: expected 0, 1 or unset, got 'yes'"):
+        workspace.quick_mode()
     monkeypatch.delenv("UNET_QUICK")
-    assert not workspace.quick_mode()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    quick, reason = profiles.notebook_profile()
+    assert quick and "no CUDA GPU" in reason
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Test GPU")
+    quick, reason = profiles.notebook_profile()
+    assert not quick and "Test GPU" in reason
+
+
+def test_data_sizes_count_an_existing_tree_and_describe_an_absent_one(tmp_path, monkeypatch):
+    root = fake_repo(tmp_path)
+    monkeypatch.chdir(root)
+    assert workspace.data_sizes("carvana", quick=True) == ("sample data to be written to data/quick/carvana", 48, 16)
+    path = workspace.carvana_dir(quick=True)
+    ids = [p.stem for p in (path / "train").glob("*.jpg")]
+    train, val = CarvanaDataset(path, "train"), CarvanaDataset(path, "val")
+    assert workspace.data_sizes("carvana", quick=True) == ("data/quick/carvana", len(train), len(val))
+    assert len(train) + len(val) == len(ids)
+    assert workspace.data_sizes("cityscapes", quick=False) == ("sample data to be written to data/cityscapes", 24, 24)
+    assert not (root / "data" / "cityscapes").exists()  # describing writes nothing
+
+
+def test_step_timing_predicts_a_run_from_its_steps():
+    config = recipe("quick")
+    step = profiles.time_training_step(config)
+    assert step.seconds > 0 and step.batch_size == config.batch_size == step.timed_batch  # a small step: whole batch
+    assert step.run_seconds(40, 5) == pytest.approx(5 * 10 * step.seconds)
+    assert step.run_seconds(40, 5, num_val_images=12) == pytest.approx(5 * (10 + 3 / 3) * step.seconds)
+    big = profiles.time_training_step(recipe("quick", image_size=(256, 384)))
+    assert big.timed_batch == 1  # 4 x 256 x 384 pixels: timed on one picture and scaled by the batch
+    text = profiles.describe_profile("quick", config, "a test", step, [("data/x", 40, 12)], quick=True)
+    assert text.splitlines()[0] == "profile 'quick', the quick one: a test"
+    assert "5 epochs on data/x: 40 training + 12 validation pictures, about" in text
+    assert [profiles.format_duration(s) for s in (42, 300, 7200, 86400 * 3)] == ["42 s", "5.0 min", "2.0 h", "3.0 days"]
 
 
 def test_repo_root_is_found_from_a_notebook_folder(tmp_path, monkeypatch):
@@ -66,3 +106,17 @@ def test_paths_are_shown_relative_to_the_repository(tmp_path, monkeypatch, capsy
     assert workspace.shown(outside) == str(outside.resolve())
     workspace.carvana_dir(quick=True)
     assert capsys.readouterr().out == f"writing a small Carvana sample to {os.path.join('data', 'quick', 'carvana')}\n"
+
+
+def test_the_notebooks_share_train_carvanas_checkpoint_before_newer_ones(tmp_path, monkeypatch):
+    root = fake_repo(tmp_path)
+    monkeypatch.chdir(root)
+    notebook_run = root / "models" / "notebooks" / "carvana" / "run-001" / "best.pt"
+    demo_run = root / "models" / "demo" / "run-003" / "best.pt"
+    for path in (notebook_run, demo_run):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+    os.utime(notebook_run, (time.time() - 100, time.time() - 100))  # the demo ran after train_carvana
+    assert workspace.carvana_checkpoint(quick=True) == notebook_run.resolve()
+    notebook_run.unlink()
+    assert workspace.carvana_checkpoint(quick=True) == demo_run.resolve()

@@ -2,20 +2,25 @@
 
 Notebooks and the demo call these so that each runs on a fresh clone: the real data is used when
 it is in ``data/``, sample data in the real formats is written otherwise, and a checkpoint that is
-missing is trained (quickly) instead of failing. Quick mode (``UNET_QUICK=1``) shrinks everything.
+missing is trained (quickly) instead of failing. Quick mode shrinks everything.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-QUICK_ENV = "UNET_QUICK"
+from unet_lib.profiles import notebook_profile
+
+SAMPLE_CARS = {True: 4, False: 8}  # quick mode? -> Carvana sample cars (16 photos each) written when data is absent
+SAMPLE_CITYSCAPES_IMAGES = {True: 8, False: 24}  # quick mode? -> Cityscapes sample pictures per split
+# The real datasets (cited: Kaggle's Carvana training set, Cityscapes' gtFine train/val), as (train, val) images.
+REAL_SIZES = {"carvana": (254 * 16, 64 * 16), "cityscapes": (2975, 500)}  # carvana: 318 cars, 20 % of them held out
 
 
 def quick_mode() -> bool:
-    """True when ``UNET_QUICK=1``: small data, small pictures, a small network, few epochs."""
-    return os.environ.get(QUICK_ENV, "") == "1"
+    """Quick mode (small data, small pictures, a small network, few epochs): ``UNET_QUICK=1``, or
+    ``UNET_QUICK`` unset on a machine without a CUDA GPU (see ``unet_lib.profiles.notebook_profile``)."""
+    return notebook_profile()[0]
 
 
 def repo_root() -> Path:
@@ -49,10 +54,10 @@ def carvana_dir(quick: bool | None = None) -> Path:
         path = repo_root() / "data" / "quick" / "carvana"
         if not path.exists():
             print(f"writing a small Carvana sample to {shown(path)}")
-            write_carvana_sample(path, num_cars=4, size=(480, 320), num_test_cars=1)
+            write_carvana_sample(path, num_cars=SAMPLE_CARS[True], size=(480, 320), num_test_cars=1)
         return path
     print(f"{shown(full)} is absent: writing sample data in the Kaggle format there (about a minute)")
-    write_carvana_sample(full, num_cars=8)
+    write_carvana_sample(full, num_cars=SAMPLE_CARS[False])
     return full
 
 
@@ -68,10 +73,10 @@ def cityscapes_dir(quick: bool | None = None) -> Path:
         path = repo_root() / "data" / "quick" / "cityscapes"
         if not path.exists():
             print(f"writing a small Cityscapes sample to {shown(path)}")
-            write_cityscapes_sample(path, num_images=8, size=(512, 256))
+            write_cityscapes_sample(path, num_images=SAMPLE_CITYSCAPES_IMAGES[True], size=(512, 256))
         return path
     print(f"{shown(full)} is absent: writing sample data in the Cityscapes format there")
-    write_cityscapes_sample(full, num_images=24)
+    write_cityscapes_sample(full, num_images=SAMPLE_CITYSCAPES_IMAGES[False])
     return full
 
 
@@ -82,15 +87,16 @@ def latest_checkpoint(*folders: str | Path) -> Path | None:
 
 
 def carvana_checkpoint(quick: bool | None = None) -> Path:
-    """The newest Carvana ``best.pt`` under ``models/`` (demo, CLI or notebook runs); if there is
-    none, say so and train one now with the ``demo`` recipe (``quick`` in quick mode, a minute)."""
+    """The Carvana ``best.pt`` the notebooks share: the newest one ``train_carvana`` wrote
+    (``models/notebooks/carvana``), else the newest of the command line's and the demo's runs; if
+    there is none, say so and train one now with the ``demo`` recipe (``quick`` in quick mode, a minute)."""
     from unet_lib.checkpoint import new_run_dir
     from unet_lib.config import recipe
     from unet_lib.engine import train
 
     quick = quick_mode() if quick is None else quick
     models = repo_root() / "models"
-    found = latest_checkpoint(models / "carvana", models / "demo", models / "notebooks" / "carvana")
+    found = latest_checkpoint(models / "notebooks" / "carvana") or latest_checkpoint(models / "carvana", models / "demo")
     if found is not None:
         return found
     config = recipe("quick" if quick else "demo", data_dir=str(carvana_dir(quick)))
@@ -100,3 +106,31 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     )
     train(config, out_dir, threads=1 if quick else None)
     return out_dir / "best.pt"
+
+
+def data_sizes(dataset: str, quick: bool | None = None) -> tuple[str, int, int]:
+    """``(folder, training images, validation images)`` of the data a notebook will read; writes nothing.
+
+    A folder that exists is counted (Carvana split by car, as the dataset does); an absent one is
+    described by the sample that ``carvana_dir`` / ``cityscapes_dir`` would write.
+    """
+    from unet_lib.data.carvana import split_by_car
+
+    quick = quick_mode() if quick is None else quick
+    full = repo_root() / "data" / dataset
+    folder = full if full.exists() else repo_root() / "data" / "quick" / dataset if quick else full
+    if dataset == "carvana":
+        if (folder / "train").is_dir():
+            ids = sorted(p.stem for p in (folder / "train").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            if (folder / "val").is_dir():
+                return shown(folder), len(ids), len(list((folder / "val").glob("*.jpg")))
+            train_ids, val_ids = split_by_car(ids)
+            return shown(folder), len(train_ids), len(val_ids)
+        cars = SAMPLE_CARS[quick]
+        num_val = max(1, round(cars * 0.2))
+        return f"sample data to be written to {shown(folder)}", (cars - num_val) * 16, num_val * 16
+    counts = [len(list((folder / "leftImg8bit" / split).glob("*/*.png"))) for split in ("train", "val")]
+    if folder.exists():
+        return shown(folder), *counts
+    count = SAMPLE_CITYSCAPES_IMAGES[quick]
+    return f"sample data to be written to {shown(folder)}", count, count

@@ -1,0 +1,142 @@
+"""Which profile a notebook runs on this machine (quick or full), and how long its training will take.
+
+Without a GPU a full run (a 31 M-parameter U-Net at 320x480 for 20 epochs) takes hours even on the
+sample data, so a machine without one gets the quick profile unless ``UNET_QUICK=0`` asks otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from unet_lib.errors import InputError
+
+QUICK_ENV = "UNET_QUICK"
+SMALL_STEP_PIXELS = 2**18  # a CPU times a whole batch up to this many pixels (quick profiles), else one picture
+
+
+def notebook_profile() -> tuple[bool, str]:
+    """Quick mode or not, and why.
+
+    ``UNET_QUICK=1`` or ``0`` decides; unset, a machine with a CUDA GPU runs the full profile and
+    one without runs the quick one.
+
+    Returns:
+        ``(quick, reason)``, the reason as a short sentence for the notebook to print.
+    """
+    value = os.environ.get(QUICK_ENV, "").strip()
+    if value in ("0", "1"):
+        return value == "1", f"{QUICK_ENV}={value} is set"
+    if value:
+        raise InputError(f"{QUICK_ENV}: expected 0, 1 or unset, got {value!r}")
+    if torch.cuda.is_available():
+        return False, f"a CUDA GPU is here ({torch.cuda.get_device_name(0)}); UNET_QUICK=1 picks the quick profile"
+    return True, "no CUDA GPU here, and a full run would take hours on the CPU; UNET_QUICK=0 runs it anyway"
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One timed training step, and what it predicts for a whole run."""
+
+    seconds: float  # one forward + backward + optimizer step of one batch (data loading not counted)
+    batch_size: int
+    timed_batch: int  # pictures in the step actually timed (1 on a CPU, scaled to batch_size: time grows linearly)
+    image_size: tuple[int, int]
+    device: str
+
+    def run_seconds(self, num_train_images: int, num_epochs: int, num_val_images: int = 0) -> float:
+        """Expected training time: every epoch's steps, plus validation (a forward pass, about a third of a step)."""
+        steps = max(1, num_train_images // self.batch_size)
+        val_batches = -(-num_val_images // self.batch_size)
+        return num_epochs * (steps + val_batches / 3) * self.seconds
+
+
+def time_training_step(config, device: str | torch.device = "cpu", repeats: int = 1) -> StepTime:
+    """Time one training step of ``config``'s model on random pictures of its size.
+
+    On a GPU, and for small batches, the step holds a whole batch; a large batch on a CPU, where the
+    time grows in proportion to the pictures, is timed on one picture and scaled (a full-size CPU
+    step takes most of a minute).
+    The first step (memory allocation, kernel choice) is not counted; the best of ``repeats`` is.
+    Nothing of the notebook's run changes: the model is built and thrown away here, and the global
+    random state is restored afterwards.
+
+    Args:
+        config: A ``TrainConfig``.
+        device: Where to time it.
+        repeats: Timed steps after the warm-up one.
+    """
+    from unet_lib.engine import build_model
+    from unet_lib.losses import make_loss
+    from unet_lib.runtime import autocast_dtype
+
+    device = torch.device(device)
+    rng_state = torch.get_rng_state()
+    model = build_model(config).to(device).train()
+    loss_fn = make_loss(config.loss, config.num_classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    pixels = config.batch_size * config.image_size[0] * config.image_size[1]
+    batch = config.batch_size if device.type == "cuda" or pixels <= SMALL_STEP_PIXELS else 1
+    images = torch.rand(batch, 3, *config.image_size, device=device)  # (B, 3, H, W)
+    masks = torch.randint(0, max(2, config.num_classes), (batch, *config.image_size), device=device)  # (B, H, W)
+    amp_dtype = autocast_dtype(device, config.amp)  # as training runs it: bf16/fp16 on CUDA, fp32 on the CPU
+    best = float("inf")
+    for step in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss = loss_fn(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step:
+            best = min(best, time.perf_counter() - start)
+    torch.set_rng_state(rng_state)
+    return StepTime(best * config.batch_size / batch, config.batch_size, batch, tuple(config.image_size), str(device))
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``2.1 h`` or ``3.2 days``: the unit a person would say."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def describe_profile(
+    name: str, config, reason: str, step: StepTime, runs: list[tuple[str, int, int]], quick: bool
+) -> str:
+    """What a notebook's parameters cell prints: the profile, why, and the training time to expect.
+
+    Args:
+        name: The recipe's name.
+        config: Its ``TrainConfig``.
+        reason: Why this profile (from ``notebook_profile``).
+        step: ``time_training_step(config)``.
+        runs: ``(data, training images, validation images)`` to estimate, e.g. this notebook's data
+            and the real dataset.
+        quick: Whether this is the quick profile.
+    """
+    h, w = step.image_size
+    scaled = f" (timed on 1 picture, times {step.batch_size})" if step.timed_batch < step.batch_size else ""
+    lines = [
+        f"profile {name!r}, the {'quick' if quick else 'full'} one: {reason}",
+        f"one training step, batch {step.batch_size} at {h}x{w}: {step.seconds:.2f} s on {step.device}{scaled}",
+    ]
+    for data, num_train, num_val in runs:
+        seconds = step.run_seconds(num_train, config.num_epochs, num_val)
+        lines.append(
+            f"  {config.num_epochs} epochs on {data}: {num_train:,} training + {num_val:,} validation pictures,"
+            f" about {format_duration(seconds)}"
+        )
+    lines.append("  (reading the pictures not counted: the first epoch also decodes every file)")
+    return "\n".join(lines)
