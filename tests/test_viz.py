@@ -116,9 +116,14 @@ def test_error_map_figure_draws_the_map_with_a_legend():
     fig = show_error_maps(torch.rand(2, 3, 1, 4), preds, targets)
     np.testing.assert_allclose(shown(fig.axes[1])[0], rgb([(255, 255, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0)]))
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["true positive", "false positive", "false negative", "ignored", "true negative"]
+    assert labels == ["true positive", "false positive", "false negative", "true negative"]  # nothing ignored
     assert fig.axes[1].get_title() == "errors" and fig.axes[2].get_ylabel() == "sample 1"
     render(fig)
+    targets[1, 0, 0, 3] = IGNORE_INDEX
+    fig = show_error_maps(torch.rand(2, 3, 1, 4), preds, targets, names=["car a", "car b, Dice 0.50"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()][3] == "ignored"
+    assert [fig.axes[0].get_ylabel(), fig.axes[2].get_ylabel()] == ["car a", "car b, Dice 0.50"]
+    np.testing.assert_allclose(shown(fig.axes[3])[0, 3], rgb([(128, 128, 128)])[0])
 
 
 def test_cityscapes_predictions_in_the_official_colours():

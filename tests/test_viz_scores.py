@@ -62,7 +62,8 @@ def test_threshold_sweep_plots_each_curve_and_the_best_point():
     assert np.allclose(lines["dice"].get_ydata(), curves["dice"])
     assert np.allclose(lines["recall"].get_xdata(), thresholds.numpy())
     assert "default threshold 0.5" in lines
-    assert [t.get_text() for t in ax.texts] == ["best 0.9000 at 0.50"]
+    assert np.allclose(lines["best 0.9000 at 0.50"].get_xydata(), [[0.5, 0.9]])  # the star, named in the legend
+    assert "best 0.9000 at 0.50" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_bad_inputs():

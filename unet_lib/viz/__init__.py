@@ -6,6 +6,7 @@ returns a Figure that pyplot has let go of, which a notebook shows once and ``fi
 
 from unet_lib.viz.colors import PaletteKind, colorize, outline, overlay, palette
 from unet_lib.viz.common import to_display  # the figure helpers stay in viz.common
+from unet_lib.viz.gallery import show_before_after, show_gallery
 from unet_lib.viz.history import LiveHistory, plot_history
 from unet_lib.viz.images import (
     ERROR_COLORS,
@@ -52,10 +53,12 @@ __all__ = [
     "plot_history",
     "plot_threshold_sweep",
     "show_activation_rows",
+    "show_before_after",
     "show_cityscapes_predictions",
     "show_class_colors",
     "show_error_maps",
     "show_filters",
+    "show_gallery",
     "show_heatmaps",
     "show_kernels",
     "show_label_map",

@@ -110,19 +110,31 @@ def error_map(pred: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNO
 
 
 def show_error_maps(
-    images: Images, preds: Images, targets: Images, max_samples: int = 4, title: str = "Where the prediction is wrong"
+    images: Images,
+    preds: Images,
+    targets: Images,
+    max_samples: int = 4,
+    title: str = "Where the prediction is wrong",
+    names: Sequence[str] | None = None,
 ) -> Figure:
-    """One row per sample: the image and its error map (white TP, red FP, blue FN), with a legend."""
+    """One row per sample: the image and its error map (white TP, red FP, blue FN), with a legend.
+
+    ``names`` labels the rows (e.g. ``"<id>, Dice 0.93"``); the legend lists "ignored" only when a
+    target has ignored pixels.
+    """
     images, preds, targets = (
         as_batch(x, n)[:max_samples] for x, n in ((images, "images"), (preds, "preds"), (targets, "targets"))
     )
+    names = list(names)[:max_samples] if names is not None else [f"sample {row}" for row in range(len(images))]
     fig, axes = grid_figure(len(images), 2, tile=(3.5, 2.5))
     for row, (image, pred, target) in enumerate(zip(images, preds, targets, strict=True)):
         axes[row, 0].imshow(to_display(image))
         axes[row, 1].imshow(to_display(error_map(pred, target)))
-        image_axis(axes[row, 0], title="image" if row == 0 else None, ylabel=f"sample {row}")
+        image_axis(axes[row, 0], title="image" if row == 0 else None, ylabel=names[row])
         image_axis(axes[row, 1], title="errors" if row == 0 else None)
-    legend = [Patch(facecolor=np.array(c) / 255, edgecolor="black", label=n) for n, c in ERROR_COLORS.items()]
+    has_ignored = bool((targets == IGNORE_INDEX).any())
+    colors = {n: c for n, c in ERROR_COLORS.items() if n != "ignored" or has_ignored}
+    legend = [Patch(facecolor=np.array(c) / 255, edgecolor="black", label=n) for n, c in colors.items()]
     legend.append(Patch(facecolor="black", edgecolor="black", label="true negative"))
     fig.legend(handles=legend, loc="outside lower center", ncol=len(legend), fontsize=8)
     fig.suptitle(title)

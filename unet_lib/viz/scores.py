@@ -84,12 +84,12 @@ def plot_threshold_sweep(
             raise InputError(f"curves[{name!r}]: expected {xs.size} values (one per threshold), got {ys.size}")
         ax.plot(xs, ys, marker="o", markersize=3, label=name)
     ax.axvline(0.5, color="gray", linestyle=":", label="default threshold 0.5")
-    if best is not None:
-        ax.plot([best[0]], [best[1]], marker="*", markersize=12, color="black", linestyle="none")
-        ax.annotate(f"best {best[1]:.4f} at {best[0]:.2f}", best, textcoords="offset points", xytext=(-30, 10))
+    if best is not None:  # named in the legend: a label beside the star would run into the curves or the frame
+        label = f"best {best[1]:.4f} at {best[0]:.2f}"
+        ax.plot([best[0]], [best[1]], marker="*", markersize=12, color="black", linestyle="none", label=label)
     ax.set(xlabel="threshold on the car probability", ylabel="score", title=title, xlim=(0, 1))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower center")
+    ax.legend(loc="lower center", fontsize=8)
     return fig
 
 
