@@ -46,17 +46,24 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py
 
-## notebooks: regenerate each .ipynb from its .py and execute it in quick mode (the committed outputs)
+## notebooks: regenerate each .ipynb from its .py, execute it in quick mode and clean it (the committed outputs)
 notebooks: $(STAMP)
 	for nb in $(NOTEBOOKS); do \
 		$(BIN)/jupytext --quiet --to ipynb notebooks/$$nb.py && \
 		UNET_QUICK=1 $(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
-			--ExecutePreprocessor.timeout=900 notebooks/$$nb.ipynb || exit 1; \
+			--ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False notebooks/$$nb.ipynb && \
+		$(BIN)/python .ci/clean_notebook.py notebooks/$$nb.ipynb || exit 1; \
 	done
 
-## lab: JupyterLab on the notebooks, with the project's environment
-lab: $(STAMP)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+## lab: JupyterLab on the notebooks, with the project's environment (no news or update pop-up over the outputs)
+lab: $(STAMP) $(LAB_SETTINGS)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+$(LAB_SETTINGS):
+	mkdir -p $(dir $@)
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
 
 ## bench: speed and memory ratios, measured side by side
 bench: $(STAMP)
