@@ -26,6 +26,7 @@ from unet_lib.viz.interpret import (
     show_receptive_fields,
 )
 from unet_lib.viz.layers import activation_grid, activation_image, plot_activation, show_filters, show_layer_figure
+from unet_lib.viz.photo import show_photo_prediction
 from unet_lib.viz.scores import (
     plot_class_frequencies,
     plot_class_iou,
@@ -64,6 +65,7 @@ __all__ = [
     "show_label_map",
     "show_layer_figure",
     "show_mask_panels",
+    "show_photo_prediction",
     "show_predictions",
     "show_receptive_fields",
     "show_samples",
