@@ -108,7 +108,11 @@ def test_confusion_matrix_normalises_rows_and_has_a_colour_bar():
     raw = plot_confusion_matrix(mat, ["background", "car"], normalize=False)
     np.testing.assert_array_equal(raw.axes[0].images[0].get_array(), mat.numpy())
     assert raw.axes[1].get_ylabel() == "pixels" and [t.get_text() for t in raw.axes[0].texts][:2] == ["8", "2"]
-    assert not plot_confusion_matrix(torch.eye(19), CLASS_NAMES).axes[0].texts  # too many classes to write in
+    big = torch.eye(19) * 90
+    big[3, 5] = 10  # row 3: 90 % right, 10 % taken for class 5
+    ax = plot_confusion_matrix(big, CLASS_NAMES).axes[0]  # 19 classes: only cells of 0.5 % or more, in %
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert len(texts) == 20 and texts[(3, 5)] == "10" and texts[(3, 3)] == "90" and texts[(0, 0)] == "100"
 
 
 def test_class_frequencies_bars_in_class_colours_on_a_log_scale():

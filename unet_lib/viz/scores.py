@@ -131,10 +131,18 @@ def plot_confusion_matrix(
     ax.set_xticks(range(n), class_names, rotation=90)
     ax.set_yticks(range(n), class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    if n <= 10:  # small matrices get their numbers written in
-        for (i, j), value in np.ndenumerate(mat):
+    small = n <= 10
+    for (i, j), value in np.ndenumerate(mat):
+        if small:  # every cell written in
             text = f"{value:.2f}" if normalize else f"{value:.0f}"
-            ax.text(j, i, text, ha="center", va="center", color="white" if value > 0.5 * mat.max() else "black")
+        elif normalize and value >= 0.005:  # a large matrix: the cells that matter, in % of the row
+            text = f"{100 * value:.0f}"
+        else:
+            continue
+        color = "white" if value > 0.5 * mat.max() else "black"
+        ax.text(j, i, text, ha="center", va="center", color=color, fontsize=None if small else 6)
+    if normalize and not small:
+        ax.set_title(f"{title}\n(numbers: % of the true class's pixels)")
     return fig
 
 
