@@ -72,7 +72,9 @@ class Lab:
             return response.read()
 
     def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+        return (
+            f"{self.base}/lab/tree/{path}?token={self.token}&reset"  # reset: only this notebook open, no earlier tabs
+        )
 
 
 def _free_port() -> int:
@@ -149,6 +151,7 @@ def lab(chromium: Path, tmp_path_factory) -> Iterator[Lab]:
         "--ServerApp.allow_root=True",  # CI containers often run as root
         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: tells when the kernel is connected
         f"--FileCheckpoints.root_dir={home / 'checkpoints'}",  # no .ipynb_checkpoints/ left in the repository
+        "--NotebookNotary.db_file=:memory:",  # no notebook is trusted, as on a fresh clone
     ]
     log_path = home / "lab.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy of the file descriptor
@@ -240,6 +243,23 @@ def _view(explorer: Locator, name: str) -> Locator:
 def _fingerprint() -> tuple[str, ...]:
     """Hashes of the notebook pair, which the session must leave untouched."""
     return tuple(hashlib.sha256((REPO / NOTEBOOK).with_suffix(s).read_bytes()).hexdigest() for s in (".ipynb", ".py"))
+
+
+@pytest.mark.parametrize("name", ["train_carvana", "test_carvana", "inspect_layers", "train_cityscapes"])
+def test_committed_notebooks_read_well_untrusted_without_a_kernel_run(lab: Lab, page: Page, name: str):
+    """Opened as a fresh clone would be: figures where figures belong, no saved progress bars or widget reprs."""
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    committed = json.loads(path.read_text())
+    figures = sum("image/png" in o.get("data", {}) for c in committed["cells"] for o in c.get("outputs", []))
+    page.goto(lab.url(f"notebooks/{name}.ipynb"))
+    page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=60_000)
+    images = page.locator(".jp-OutputArea-output img")
+    images.nth(figures - 1).wait_for(timeout=30_000)
+    assert images.count() >= figures  # a saved widget may add its own picture
+    text = page.locator(".jp-Notebook").inner_text()
+    assert not re.search(r"\d+%\|", text), "a saved progress bar"
+    assert not re.search(r"[HV]Box\(children=", text), "a widget's repr where a figure should be"
+    assert "Error displaying widget" not in text
 
 
 def test_layer_explorer_reacts_in_jupyterlab(lab: Lab, page: Page):
