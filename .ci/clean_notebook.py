@@ -4,8 +4,9 @@
 
 - Progress-bar widgets (tqdm) are dropped: saved, they read "0%|" on GitHub and in an untrusted
   notebook. Bars stay live when a person runs the notebook.
-- Every other widget (the ones that teach) keeps its saved state, and its text fallback says to run
-  the notebook; the static figure after it is what a reader without a kernel sees.
+- Every other widget (the ones that teach) keeps its saved state, so its controls show, but its
+  output area and its text fallback say to run the notebook: the static figure after it is what a
+  reader without a kernel sees (a saved copy inside the widget would only repeat it).
 - Widget model ids are renamed in order of appearance and execution timestamps removed, so a
   second run changes only what truly varies.
 - PNG figures are stored with a 128-colour palette (about a third of the bytes; at this size a
@@ -83,10 +84,9 @@ def clean(notebook: dict, name: str) -> dict:
         return notebook
     keep = reachable(widgets["state"], roots)
     widgets["state"] = {model: widgets["state"][model] for model in keep}
-    for model in widgets["state"].values():  # Output widgets hold figures of their own
-        for output in model.get("state", {}).get("outputs", []):
-            if "image/png" in output.get("data", {}):
-                output["data"]["image/png"] = compact_png(output["data"]["image/png"])
+    for model in widgets["state"].values():  # an Output widget's saved figure would repeat the static copy
+        if model.get("model_name") == "OutputModel" and model.get("state", {}).get("outputs"):
+            model["state"]["outputs"] = [{"name": "stdout", "output_type": "stream", "text": WIDGET_TEXT + "\n"}]
     text = json.dumps(notebook)
     for number, model in enumerate(dict.fromkeys(roots + keep)):
         text = text.replace(model, hashlib.md5(f"{name}:{number}".encode()).hexdigest())
