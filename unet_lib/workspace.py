@@ -96,7 +96,9 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
 
     quick = quick_mode() if quick is None else quick
     models = repo_root() / "models"
-    found = latest_checkpoint(models / "notebooks" / "carvana") or latest_checkpoint(models / "carvana", models / "demo")
+    found = latest_checkpoint(models / "notebooks" / "carvana") or latest_checkpoint(
+        models / "carvana", models / "demo"
+    )
     if found is not None:
         return found
     config = recipe("quick" if quick else "demo", data_dir=str(carvana_dir(quick)))
