@@ -6,12 +6,20 @@ A, B, B, A, ... so that a burst of load elsewhere hits both, and reports medians
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from unet_lib.data.cache import CACHE_ENV
 
 
 @dataclass
@@ -72,15 +80,73 @@ def spread(values: list[float]) -> str:
     return f"{median(values):.3g} s (min {min(values):.3g}, max {max(values):.3g}, n={len(values)})"
 
 
-def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-    """The machine's fp32 matrix-multiply rate in FLOP/s: the best of ``repeats`` large ``torch.mm`` calls.
+def best_rate(flops: float, fn: Callable[[], object], repeats: int) -> float:
+    """FLOP/s of the fastest of ``repeats`` calls, after a warm-up call (thread pool, kernel choice, buffers).
 
     The best, not the median: it stands for what the cores can do, and load from elsewhere only slows.
     """
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)  # warm-up: thread pool and BLAS buffers
-    seconds = [timed(lambda: torch.mm(a, b)) for _ in range(repeats)]
-    return 2 * size**3 / min(seconds)  # one multiply and one add per inner-product term
+    fn()
+    return flops / min(timed(fn) for _ in range(repeats))
+
+
+def measured_peak(repeats: int = 3) -> tuple[float, str]:
+    """The fastest fp32 dense kernel here, ``(FLOP/s, name)``: ``torch.mm`` at three sizes and a 3x3 convolution."""
+    rates = {}
+    for n in (1024, 2048, 4096):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        rates[f"torch.mm {n}"] = best_rate(2 * n**3, lambda a=a, b=b: torch.mm(a, b), repeats)  # a multiply and an add
+    x, w = torch.randn(4, 256, 56, 56), torch.randn(256, 256, 3, 3)  # (N, C, H, W), (C_out, C_in, 3, 3)
+    conv = 2 * x.shape[0] * 256 * 56 * 56 * 256 * 9
+    rates["conv 3x3 256ch"] = best_rate(conv, lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats)
+    name = max(rates, key=rates.get)
+    return rates[name], name
+
+
+def spec_peak(cores: int) -> tuple[float, str] | None:
+    """What the CPU says it can do, ``(FLOP/s, how)``: fp32 lanes x 2 FMA units x 2 FLOP x clock x cores.
+
+    From ``/proc/cpuinfo`` (flags avx512f, or avx2 and fma) and the clock ``lscpu`` gives as its maximum
+    (else cpuinfo's current MHz). Two FMA units per core is an upper bound (some chips have one); a
+    clock above the reported one (turbo) exceeds it. None when the CPU does not report these (not Linux x86).
+    """
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags, mhz = set(), None
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz" and mhz is None:
+            mhz = float(value)
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, env={"LC_ALL": "C"}, timeout=10).stdout
+        mhz = next((float(line.split(":")[1]) for line in lscpu.splitlines() if line.startswith("CPU max MHz")), mhz)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    lanes, isa = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2+FMA") if {"avx2", "fma"} <= flags else (0, "")
+    if not lanes or not mhz:
+        return None
+    how = f"{isa}: {lanes} fp32 lanes x 2 FMA units x 2 FLOP x {mhz / 1000:.2f} GHz x {cores} cores"
+    return lanes * 2 * 2 * mhz * 1e6 * cores, how
+
+
+@contextmanager
+def fresh_cache_dir() -> Iterator[Path]:
+    """A new, empty picture-cache folder (``UNET_LIB_CACHE``) for the duration: caches start cold, and
+    nothing is left in the user's ``~/.cache``."""
+    old = os.environ.get(CACHE_ENV)
+    folder = Path(tempfile.mkdtemp(prefix="unet-lib-cache-"))
+    os.environ[CACHE_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if old is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = old
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def print_table(rows: list[Row]) -> None:

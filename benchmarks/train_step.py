@@ -3,7 +3,7 @@
 The original loop, re-typed (``model(x)``, ``BCEWithLogitsLoss``, Adam step), against the project's
 ``train_one_epoch`` as the CLI trains on a CPU (fused AdamW update, freed memory kept for reuse),
 with and without channels_last; plus the step's FLOPs, counted by ``FlopCounterMode``, as a share
-of the machine's own matrix-multiply rate.
+of the cores' peak: the fastest dense kernel measured here, or the CPU's own figure where it is higher.
 
 Each contender lives in a process of its own: how the C library hands out memory is set per
 process, and ours changes it. The parent asks them for one step at a time, in alternating order.
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.measure import Row, interleaved, matmul_flops, median, speedup_row, spread
+from benchmarks.measure import Row, interleaved, measured_peak, median, spec_peak, speedup_row, spread
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.engine import build_model, train_one_epoch
 from unet_lib.losses import make_loss
@@ -28,7 +28,7 @@ from unet_lib.optim import make_optimizer
 from unet_lib.runtime import keep_freed_memory
 
 TARGET_SPEEDUP = 1.0
-TARGET_FLOP_SHARE = 0.5  # the aim: half of what a plain matrix multiply reaches on the same cores
+TARGET_FLOP_SHARE = 0.5  # the aim: half of the cores' peak
 
 
 def original_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor):
@@ -120,10 +120,10 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
                 raise RuntimeError(f"train step: the {name!r} process stopped (out of memory?)") from None
 
         contenders = {name: (lambda name=name: remote_step(name)) for name in names}
-        machine = matmul_flops()
+        kernels = [measured_peak()]
         interleaved(contenders, 1)  # warm-up: optimizer state, oneDNN kernels for these shapes, memory
         times = interleaved(contenders, repeats)
-        machine = max(machine, matmul_flops())  # before and after: the better of the two
+        kernels.append(measured_peak())  # before and after: the better of the two
     finally:
         for pipe in pipes.values():
             with contextlib.suppress(BrokenPipeError):  # a contender that died needs no stop
@@ -135,10 +135,17 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
 
     flops = step_flops(config, batch_size)
     achieved = flops / median(times["ours"])
+    peak, source = peak_of(max(kernels), torch.get_num_threads())
     print(
         f"  train step: {flops / 1e9:.0f} GFLOP per step (forward + backward); ours reaches {achieved / 1e9:.1f} GFLOP/s,"
-        f" the machine's fp32 matmul {machine / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"
+        f" {achieved / peak:.0%} of the cores' peak {peak / 1e9:.1f} GFLOP/s ({source})"
     )
+    if achieved > peak:
+        print(
+            "  train step: the share is above 100 % because the step ran faster than every dense kernel measured"
+            " here and than the CPU's reported figure: the cores ran above the reported clock (turbo), or the"
+            " machine was busy while the kernels were measured"
+        )
     millions = sum(p.numel() for p in build_model(config).parameters()) / 1e6
     label = f"train step {config.image_size[0]}x{config.image_size[1]} b{batch_size} {millions:.0f}M"
     nchw, nhwc = median(times["ours"]), median(times["ours, channels_last"])
@@ -146,11 +153,24 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
         speedup_row(label, nchw, median(times["original"]), "s", TARGET_SPEEDUP, False),
         Row(f"{label}: channels_last vs NCHW", f"{nhwc:.3g} s", f"{nchw:.3g} s", f"{nchw / nhwc:.2f}x"),
         Row(
-            "train step: FLOP/s vs fp32 matmul",
+            "train step: FLOP/s vs the cores' peak",
             f"{achieved / 1e9:.1f} GFLOP/s",
-            f"{machine / 1e9:.1f} GFLOP/s mm",
-            f"{achieved / machine:.0%}",
+            f"{peak / 1e9:.1f} GFLOP/s {'spec' if source.startswith('CPU spec') else 'measured'}",
+            f"{achieved / peak:.0%}",
             f">= {TARGET_FLOP_SHARE:.0%}",
-            achieved / machine >= TARGET_FLOP_SHARE,
+            achieved / peak >= TARGET_FLOP_SHARE,
         ),
     ]
+
+
+def peak_of(measured: tuple[float, str], threads: int) -> tuple[float, str]:
+    """The cores' peak FLOP/s and where it comes from: the CPU's figure when it is higher than the fastest
+    kernel measured, else that kernel (a reported clock below the real one makes the CPU's figure too low)."""
+    rate, kernel = measured
+    found = f"fastest kernel measured: {kernel} at {rate / 1e9:.1f} GFLOP/s"
+    spec = spec_peak(threads)
+    if spec is None:
+        return rate, f"measured, the CPU reports no vector width and clock; {found}"
+    if spec[0] >= rate:
+        return spec[0], f"CPU spec, {spec[1]}; {found}"
+    return rate, f"measured, above the CPU spec {spec[0] / 1e9:.1f} GFLOP/s ({spec[1]}); {found}"

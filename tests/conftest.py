@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from unet_lib.data.cache import CACHE_ENV
+
 
 def rle_by_hand(mask: np.ndarray) -> str:
     """Kaggle RLE with a plain loop: 1-indexed (start, length) pairs over the row-major pixels."""
@@ -72,6 +74,14 @@ def make_cityscapes_tree(
             for gt in ("gtFine", "gtCoarse") if coarse else ("gtFine",):
                 (root / gt / split / city).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(labels).save(root / gt / split / city / f"{stem}_{gt}_labelIds.png")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def picture_cache_in_tmp(tmp_path_factory):
+    """Disk-cached pictures go to a temporary folder for the whole run (subprocesses too), never to ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("picture-cache")))
+        yield
 
 
 @pytest.fixture

@@ -91,6 +91,34 @@ def test_carvana_is_deterministic(carvana, tmp_path):
     assert files(tmp_path / "other").keys() != files(root).keys()
 
 
+def test_any_number_of_processes_writes_the_same_files(carvana, tmp_path):
+    root, _ = carvana
+    write_carvana_sample(tmp_path / "one", num_cars=2, size=SMALL, seed=3, num_test_cars=1, workers=1)
+    write_carvana_sample(tmp_path / "two", num_cars=2, size=SMALL, seed=3, num_test_cars=1, workers=2)
+    assert files(tmp_path / "one") == files(tmp_path / "two") == files(root)
+    write_cityscapes_sample(tmp_path / "streets1", num_images={"train": 3, "val": 1}, size=(128, 64), workers=1)
+    write_cityscapes_sample(tmp_path / "streets2", num_images={"train": 3, "val": 1}, size=(128, 64), workers=2)
+    assert files(tmp_path / "streets1") == files(tmp_path / "streets2")
+    assert len(list((tmp_path / "streets1" / "leftImg8bit" / "train").rglob("*.png"))) == 3
+
+
+def test_full_size_asks_for_the_real_counts(monkeypatch, tmp_path, capsys):
+    from unet_lib.cli import main
+    from unet_lib.data import sample
+
+    asked = {}
+    monkeypatch.setattr(
+        sample, "write_carvana_sample", lambda root, **kw: asked.update(kw) or ["id"] * 16 * kw["num_cars"]
+    )
+    monkeypatch.setattr(sample, "write_cityscapes_sample", lambda root, **kw: asked.update(kw))
+    assert main(["sample-data", "carvana", str(tmp_path / "c"), "--full-size", "--workers", "3"]) == 0
+    assert (
+        asked["num_cars"] == 318 and asked["workers"] == 3 and "wrote 5088 training images" in capsys.readouterr().out
+    )
+    assert main(["sample-data", "cityscapes", str(tmp_path / "s"), "--full-size"]) == 0
+    assert asked["num_images"] == {"train": 2975, "val": 500} and asked["workers"] is None
+
+
 def test_more_cars_keep_the_first_ones(carvana, tmp_path):
     root, ids = carvana
     more = write_carvana_sample(tmp_path, num_cars=3, size=SMALL, seed=3, num_test_cars=0)
@@ -242,6 +270,9 @@ def test_cityscapes_is_deterministic(cityscapes, tmp_path):
         ({"splits": ("train", "extra")}, "splits"),
         ({"splits": "train"}, "splits"),
         ({"splits": ()}, "splits"),
+        ({"num_images": {"train": 2}}, "num_images"),
+        ({"num_images": {"train": 2, "val": 0}}, "num_images"),
+        ({"workers": 0}, "workers"),
     ],
 )
 def test_cityscapes_bad_arguments(tmp_path, kwargs, name):

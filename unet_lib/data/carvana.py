@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unet_lib.data.cache import CacheMode, PictureCache
 from unet_lib.data.io import image_size, read_image, read_mask
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
@@ -87,8 +88,9 @@ class CarvanaDataset(Dataset):
         augment: ``False``/``"none"``, ``"original"`` or ``True``/``"default"`` (see transforms).
         val_fraction: Share of cars held out for validation when there is no ``val/`` folder.
         seed: Seed of that split.
-        cache: Keep decoded, resized uint8 pictures in memory after their first read
-            (each DataLoader worker keeps its own copy; use persistent workers).
+        cache: Where decoded, resized uint8 pictures are kept after their first read: ``"disk"`` (one
+            file in the user's cache folder that all workers share, see ``unet_lib.data.cache``),
+            ``"memory"`` (each process keeps its own copy; True means this) or ``"none"`` (False).
 
     Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W] with values {0, 1})``,
     or just the image for the test split. ``ids[i]`` is the id of item ``i``.
@@ -102,7 +104,7 @@ class CarvanaDataset(Dataset):
         augment: bool | str = False,
         val_fraction: float = 0.2,
         seed: int = SPLIT_SEED,
-        cache: bool = False,
+        cache: CacheMode | bool = "none",
     ):
         if split not in SPLITS:
             raise InputError(f"split: expected one of {SPLITS}, got {split!r}")
@@ -110,10 +112,12 @@ class CarvanaDataset(Dataset):
         self.split = split
         self.size = tuple(size) if size is not None else None
         self.transform = build_transforms(augment, mask_fill=0)  # _load resizes
-        self.cache = {} if cache else None
         self._rles: dict[str, str] = {}
         self.image_dir, self.mask_dir = self._locate(split)
         self.ids = self._select_ids(split, val_fraction, seed)
+        self.cache = PictureCache(
+            cache, self._decode, self.source_files, len(self.ids), size=self.size, label=f"carvana-{split}"
+        )
 
     def _locate(self, split: str) -> tuple[Path, Path | None]:
         if not self.root.is_dir():
@@ -187,6 +191,10 @@ class CarvanaDataset(Dataset):
         candidates = sorted(self.mask_dir.glob(f"{stem}_mask.*"))
         return candidates[0] if candidates else gif
 
+    def source_files(self, index: int) -> list[Path]:
+        """The files item ``index`` is decoded from: its photo, and its mask file or the RLE CSV."""
+        return [self.image_path(index)] + ([] if self.split == "test" else [self.mask_source(index)])
+
     def read_mask(self, index: int) -> np.ndarray:
         """The full-resolution mask of item ``index``: uint8 {0, 1} [H, W]."""
         if self.mask_dir is not None:
@@ -197,10 +205,8 @@ class CarvanaDataset(Dataset):
         except InputError as err:
             raise InputError(f"{self.mask_source(index)}: row {self.ids[index]}.jpg: {err}") from None
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decoded (and, with ``size``, resized) uint8 image and mask, before augmentation."""
-        if self.cache is not None and index in self.cache:
-            return self.cache[index]
+    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W], read from the files."""
         path = self.image_path(index)
         image = read_image(path, min_size=self.size)
         mask = None
@@ -214,9 +220,11 @@ class CarvanaDataset(Dataset):
                 )
         if self.size is not None:
             image, mask = resize_pair(image, mask, self.size)  # resized before caching: the cache stays small
-        if self.cache is not None:
-            self.cache[index] = (image, mask)
         return image, mask
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The uint8 image and mask before augmentation, through the cache."""
+        return self.cache.get(index)
 
     def __getitem__(self, index: int):
         image, mask = self._load(index)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.datasets import Cityscapes
 
+from unet_lib.data.cache import CacheMode, PictureCache
 from unet_lib.data.io import read_image, read_label_map
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
@@ -68,7 +69,8 @@ class CityscapesDataset(Dataset):
         size: ``(H, W)`` to resize to, or None for the file size (1024x2048).
         augment: ``False``/``"none"``, ``"original"`` or ``True``/``"default"``; colour jitter is
             added whenever augmenting.
-        cache: Keep decoded, resized pictures in memory after their first read.
+        cache: ``"disk"`` (one shared file in the user's cache folder), ``"memory"`` (a copy in each
+            process; True) or ``"none"`` (False): where decoded, resized pictures are kept.
 
     Items are ``(image float [3, H, W] in [0, 1], labels int64 [H, W])`` with trainIds 0..18 and
     255 for ignored pixels. ``ids[i]`` is ``<city>_<seq>_<frame>``.
@@ -81,7 +83,7 @@ class CityscapesDataset(Dataset):
         mode: AnnotationMode = "fine",
         size: tuple[int, int] | None = None,
         augment: bool | str = False,
-        cache: bool = False,
+        cache: CacheMode | bool = "none",
     ):
         self.root = Path(root)
         if mode not in get_args(AnnotationMode):
@@ -102,7 +104,9 @@ class CityscapesDataset(Dataset):
         self.size = tuple(size) if size is not None else None
         self.transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
         self.lut = label_to_train_lut()
-        self.cache = {} if cache else None
+        self.cache = PictureCache(
+            cache, self._decode, self.source_files, len(self.images), size=self.size, label=f"cityscapes-{mode}-{split}"
+        )
 
     def _check_layout(self, split: str, mode: str) -> None:
         if not self.root.is_dir():
@@ -134,9 +138,12 @@ class CityscapesDataset(Dataset):
         label_ids = torch.from_numpy(read_label_map(self.targets[index]))
         return self.lut[label_ids.long()]
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cache is not None and index in self.cache:
-            return self.cache[index]
+    def source_files(self, index: int) -> list[Path]:
+        """The files item ``index`` is decoded from: its picture and its labelIds."""
+        return [self.images[index], self.targets[index]]
+
+    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and trainIds [H, W], read from the files."""
         image = read_image(self.images[index])
         labels = self.read_labels(index)
         if tuple(labels.shape) != tuple(image.shape[1:]):
@@ -146,9 +153,10 @@ class CityscapesDataset(Dataset):
             )
         if self.size is not None:
             image, labels = resize_pair(image, labels, self.size)
-        if self.cache is not None:
-            self.cache[index] = (image, labels)
         return image, labels
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cache.get(index)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, labels = self._load(index)

@@ -4,7 +4,14 @@ Cars are small 3-D solids on a turntable, photographed from 16 angles in a grey 
 scenes are polygons drawn back to front, as the Cityscapes tools render their annotations.
 """
 
-from unet_lib.data.sample.carvana import CARVANA_SIZE, NUM_VIEWS, write_carvana_sample
-from unet_lib.data.sample.cityscapes import write_cityscapes_sample
+from unet_lib.data.sample.carvana import CARVANA_SIZE, FULL_SIZE_CARS, NUM_VIEWS, write_carvana_sample
+from unet_lib.data.sample.cityscapes import FULL_SIZE_IMAGES, write_cityscapes_sample
 
-__all__ = ["CARVANA_SIZE", "NUM_VIEWS", "write_carvana_sample", "write_cityscapes_sample"]
+__all__ = [
+    "CARVANA_SIZE",
+    "FULL_SIZE_CARS",
+    "FULL_SIZE_IMAGES",
+    "NUM_VIEWS",
+    "write_carvana_sample",
+    "write_cityscapes_sample",
+]

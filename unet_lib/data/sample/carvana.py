@@ -15,10 +15,12 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from unet_lib.data.sample.cars import GLASS, design_car
 from unet_lib.data.sample.common import arc, check_positive, check_size, prepare_root, rng_stream
+from unet_lib.data.sample.pool import check_workers, run_all
 from unet_lib.rle import rle_encode
 
 CARVANA_SIZE = (1918, 1280)  # (W, H) of the Kaggle photos
 NUM_VIEWS = 16  # the turntable stops every 22.5 degrees: 01 front, 05 side, 09 back, 13 other side
+FULL_SIZE_CARS = 318  # Kaggle's training set: 5,088 photos
 
 
 def _studio(rng: np.random.Generator, car: dict, size: tuple[int, int]) -> dict:
@@ -214,6 +216,23 @@ def _save_mask_gif(mask: np.ndarray, path: Path) -> None:
     gif.save(path, format="GIF")
 
 
+def _write_car(task: tuple) -> tuple[list, list]:
+    """One car's 16 photos (and masks, for training cars); returns its metadata row and its RLE rows."""
+    root, folder, seed, stream, index, rng, car_id, size = task
+    car = design_car(rng)
+    studio = _studio(rng, car, size)
+    grain = np.rint(rng.standard_normal((size[1] + 16, size[0] + 16), dtype=np.float32) * 2.5).astype(np.int16)
+    rows = []
+    for view in range(1, NUM_VIEWS + 1):
+        image, mask = _render_view(rng_stream(seed, stream, index, view), car, studio, view, grain)
+        image_id = f"{car_id}_{view:02d}"
+        Image.fromarray(image).save(root / folder / f"{image_id}.jpg", quality=90)
+        if folder == "train":
+            _save_mask_gif(mask, root / "train_masks" / f"{image_id}_mask.gif")
+            rows.append([f"{image_id}.jpg", rle_encode(mask)])
+    return [car_id, car["year"], car["make"], car["model"], car["style"], ""], rows
+
+
 def write_carvana_sample(
     root: str | Path,
     num_cars: int = 8,
@@ -221,6 +240,8 @@ def write_carvana_sample(
     seed: int = 0,
     num_test_cars: int = 2,
     overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> list[str]:
     """Write procedural car photos in the Kaggle Carvana layout.
 
@@ -235,12 +256,14 @@ def write_carvana_sample(
 
     Args:
         root: Folder to write into; created if missing.
-        num_cars: Training cars (16 photos each).
+        num_cars: Training cars (16 photos each); ``FULL_SIZE_CARS`` (318) is Kaggle's 5,088 photos.
         size: ``(width, height)`` of the photos; Kaggle's are 1918x1280.
-        seed: Same seed, byte-identical files.
+        seed: Same seed, byte-identical files (whatever ``workers``).
         num_test_cars: Cars written to ``test/`` without masks (0 for none).
         overwrite: Write into a non-empty ``root``, replacing its ``train``, ``train_masks`` and
             ``test`` folders and the two CSV files (anything else there is left alone).
+        workers: Processes writing cars at once; None for one per core.
+        progress: Show a progress bar (one step per car).
 
     Returns:
         The training image ids, sorted.
@@ -248,13 +271,14 @@ def write_carvana_sample(
     check_positive(num_cars=num_cars)
     if num_test_cars != 0:
         check_positive(num_test_cars=num_test_cars)
+    check_workers(workers)
     width, height = check_size(size)
     root = prepare_root(root, overwrite)
     for name in ("train", "train_masks", "test"):
         if (root / name).exists():
             shutil.rmtree(root / name)
         (root / name).mkdir()
-    masks_rows, meta_rows, seen = [], [], set()
+    tasks, seen = [], set()
     for stream, folder, count in ((0, "train", num_cars), (1, "test", num_test_cars)):
         for index in range(count):
             rng = rng_stream(seed, stream, index)
@@ -262,19 +286,11 @@ def write_carvana_sample(
             while car_id in seen:
                 car_id = rng.bytes(6).hex()
             seen.add(car_id)
-            car = design_car(rng)
-            studio = _studio(rng, car, (width, height))
-            grain = np.rint(rng.standard_normal((height + 16, width + 16), dtype=np.float32) * 2.5).astype(np.int16)
-            meta_rows.append([car_id, car["year"], car["make"], car["model"], car["style"], ""])
-            for view in range(1, NUM_VIEWS + 1):
-                image, mask = _render_view(rng_stream(seed, stream, index, view), car, studio, view, grain)
-                image_id = f"{car_id}_{view:02d}"
-                Image.fromarray(image).save(root / folder / f"{image_id}.jpg", quality=90)
-                if folder == "train":
-                    _save_mask_gif(mask, root / "train_masks" / f"{image_id}_mask.gif")
-                    masks_rows.append([f"{image_id}.jpg", rle_encode(mask)])
+            tasks.append((root, folder, seed, stream, index, rng, car_id, (width, height)))  # rng goes on from here
+    cars = run_all(_write_car, tasks, workers, progress, unit="car")
+    masks_rows = [row for _, rows in cars for row in rows]
     with open(root / "train_masks.csv", "w", newline="") as f:
         csv.writer(f).writerows([["img", "rle_mask"], *sorted(masks_rows)])
     with open(root / "metadata.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["id", "year", "make", "model", "trim1", "trim2"], *sorted(meta_rows)])
+        csv.writer(f).writerows([["id", "year", "make", "model", "trim1", "trim2"], *sorted(meta for meta, _ in cars)])
     return sorted(row[0].removesuffix(".jpg") for row in masks_rows)

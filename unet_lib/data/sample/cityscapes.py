@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,11 @@ from PIL import Image, ImageDraw
 from torchvision.datasets import Cityscapes
 
 from unet_lib.data.sample.common import check_positive, check_size, clip, prepare_root, rng_stream
+from unet_lib.data.sample.pool import check_workers, run_all
 from unet_lib.data.sample.streets import CITIES, FRAME, LOOKS, MAX_TRIES, RARE_GROUPS, Street, street_scene
 from unet_lib.errors import InputError
+
+FULL_SIZE_IMAGES = {"train": 2975, "val": 500}  # the real gtFine training and validation sets
 
 
 def _inside(polygon: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -113,14 +117,43 @@ def _save_annotations(annotations: dict, folder: Path, stem: str, mode: str) -> 
         json.dump(annotations, f, indent="\t")
 
 
+def _write_scene(task: tuple) -> None:
+    """Picture ``i`` of a split: its photo, fine (and coarse) annotations."""
+    root, split, i, seed, size, modes = task
+    number = list(CITIES).index(split)
+    city = CITIES[split][i % 2]
+    stem = f"{city}_{i // 2:06d}_{FRAME:06d}"
+    rng = rng_stream(seed, 10 + number, i)
+    group = (i + number) % 2
+    required = set(range(34)) - {c.id for c in Cityscapes.classes if c.name in RARE_GROUPS[1 - group]}
+    for _ in range(MAX_TRIES):  # draw again until nothing required is hidden (or off the picture)
+        street = street_scene(rng, size, group)
+        objects = [(label, polygon) for label, polygon, _, _ in street.objects]
+        annotations = _annotations(objects, size)
+        label_ids = np.array(_draw_annotations(annotations)[0])
+        if required <= set(np.unique(label_ids).tolist()):
+            break
+    for top in ["leftImg8bit", *modes]:
+        (root / top / split / city).mkdir(parents=True, exist_ok=True)
+    _save_annotations(annotations, root / "gtFine" / split / city, stem, "gtFine")
+    photo = Image.fromarray(_photo(rng, street, label_ids))
+    # Sensor noise hardly compresses: the fastest zlib level gives almost the same size.
+    photo.save(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", compress_level=1)
+    if "gtCoarse" in modes:
+        rough = _annotations(_coarse(rng, objects, size), size)
+        _save_annotations(rough, root / "gtCoarse" / split / city, stem, "gtCoarse")
+
+
 def write_cityscapes_sample(
     root: str | Path,
-    num_images: int = 6,
+    num_images: int | Mapping[str, int] = 6,
     size: tuple[int, int] = (2048, 1024),
     seed: int = 0,
     splits: tuple[str, ...] = ("train", "val"),
     coarse: bool = True,
     overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> None:
     """Write procedural street scenes in the Cityscapes layout, readable by ``torchvision.datasets.Cityscapes``.
 
@@ -132,43 +165,30 @@ def write_cityscapes_sample(
 
     Args:
         root: Folder to write into; created if missing.
-        num_images: Pictures per split.
+        num_images: Pictures per split, or a count for each split (``FULL_SIZE_IMAGES``: the real 2,975 / 500).
         size: ``(width, height)``; the real pictures are 2048x1024.
-        seed: Same seed, byte-identical files.
+        seed: Same seed, byte-identical files (whatever ``workers``).
         splits: Any of ``"train"``, ``"val"``, ``"test"`` (labelled too, unlike the real test set).
         coarse: Also write rough ``gtCoarse`` annotations, with more unlabelled pixels.
         overwrite: Write into a non-empty ``root``, replacing the folders of these splits.
+        workers: Processes writing pictures at once; None for one per core.
+        progress: Show a progress bar (one step per picture).
     """
-    check_positive(num_images=num_images)
+    counts = num_images if isinstance(num_images, Mapping) else dict.fromkeys(splits, num_images)
     size = check_size(size, minimum=32)
     if isinstance(splits, str) or not splits or any(s not in CITIES for s in splits) or len(set(splits)) != len(splits):
         raise InputError(f"splits: expected distinct names out of {tuple(CITIES)}, got {splits!r}")
+    if set(counts) != set(splits):
+        raise InputError(f"num_images: expected a count for each of {splits}, got {dict(counts)!r}")
+    for split in splits:
+        check_positive(num_images=counts[split])
+    check_workers(workers)
     root = prepare_root(root, overwrite)
+    tasks = []
     for split in splits:
         modes = ["gtFine"] + (["gtCoarse"] if coarse and split != "test" else [])
         for top in ["leftImg8bit", *modes]:
             if (root / top / split).exists():
                 shutil.rmtree(root / top / split)
-        number = list(CITIES).index(split)
-        for i in range(num_images):
-            city = CITIES[split][i % 2]
-            stem = f"{city}_{i // 2:06d}_{FRAME:06d}"
-            rng = rng_stream(seed, 10 + number, i)
-            group = (i + number) % 2
-            required = set(range(34)) - {c.id for c in Cityscapes.classes if c.name in RARE_GROUPS[1 - group]}
-            for _ in range(MAX_TRIES):  # draw again until nothing required is hidden (or off the picture)
-                street = street_scene(rng, size, group)
-                objects = [(label, polygon) for label, polygon, _, _ in street.objects]
-                annotations = _annotations(objects, size)
-                label_ids = np.array(_draw_annotations(annotations)[0])
-                if required <= set(np.unique(label_ids).tolist()):
-                    break
-            for top in ["leftImg8bit", *modes]:
-                (root / top / split / city).mkdir(parents=True, exist_ok=True)
-            _save_annotations(annotations, root / "gtFine" / split / city, stem, "gtFine")
-            photo = Image.fromarray(_photo(rng, street, label_ids))
-            # Sensor noise hardly compresses: the fastest zlib level gives almost the same size.
-            photo.save(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", compress_level=1)
-            if "gtCoarse" in modes:
-                rough = _annotations(_coarse(rng, objects, size), size)
-                _save_annotations(rough, root / "gtCoarse" / split / city, stem, "gtCoarse")
+        tasks += [(root, split, i, seed, size, modes) for i in range(counts[split])]
+    run_all(_write_scene, tasks, workers, progress, unit="picture")
