@@ -1,5 +1,8 @@
 """Carvana and Cityscapes readers on hand-made trees: layouts, splits, label mapping, bad input."""
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +10,9 @@ from conftest import car_mask, make_carvana_tree, make_cityscapes_tree
 from PIL import Image
 from torchvision.datasets import Cityscapes
 
-from unet_lib import InputError
-from unet_lib.data import CarvanaDataset, CityscapesDataset, split_by_car
+from unet_lib import InputError, recipe
+from unet_lib.carvana_eval import mask_coverage
+from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, split_by_car
 from unet_lib.data.carvana import car_of
 
 
@@ -149,3 +153,19 @@ def test_cityscapes_bad_layouts(tmp_path):
     shutil.rmtree(tmp_path / "gtFine")
     message = one_line_error("gtFine half is missing", CityscapesDataset, tmp_path, "train")
     assert "leftImg8bit/<split>/<city>" in message
+
+
+def test_limit_keeps_the_first_items_and_the_dataset_s_own_answers(carvana_tree, cityscapes_tree):
+    for dataset, root in (("carvana", carvana_tree), ("cityscapes", cityscapes_tree)):
+        base = recipe("quick" if dataset == "carvana" else "cityscapes-quick", data_dir=str(root))
+        full_train, full_val = build_datasets(base)
+        train, val = build_datasets(dataclasses.replace(base, limit=2))
+        assert len(train) == 2 and train.ids == full_train.ids[:2] and val.ids == full_val.ids[: len(val)]
+        assert torch.equal(val[1][1], full_val[1][1])  # item i is the dataset's item i
+        if dataset == "carvana":
+            np.testing.assert_array_equal(val.read_mask(1), full_val.read_mask(1))
+            assert mask_coverage(val).shape == (len(val),)  # what the notebooks call on it
+        else:
+            assert torch.equal(val.read_labels(1), full_val.read_labels(1))
+        revived = pickle.loads(pickle.dumps(train))  # DataLoader workers may receive it pickled
+        assert revived.ids == train.ids and len(revived) == 2

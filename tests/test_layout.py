@@ -8,6 +8,7 @@ from typing import Literal, get_args, get_origin, get_type_hints
 import pytest
 
 from unet_lib.config import RECIPES, TrainConfig, recipe
+from unet_lib.data.cache import CACHE_MODES
 from unet_lib.data.transforms import AUGMENTS
 from unet_lib.errors import InputError
 from unet_lib.losses import LOSSES
@@ -76,6 +77,7 @@ def test_literal_fields_are_checked_against_their_owners_registries():
     assert allowed["block"] == set(BLOCKS)
     assert allowed["loss"] == set(LOSSES)
     assert allowed["augment"] == set(AUGMENTS)
+    assert allowed["cache"] == set(CACHE_MODES)
     for name, values in allowed.items():
         with pytest.raises(InputError, match=f"^{name}: expected one of"):
             TrainConfig(**{name: "no-such-value"})

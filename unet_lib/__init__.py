@@ -1,4 +1,4 @@
-"""unet_lib: U-Net semantic segmentation on Carvana and Cityscapes, built to be read.
+"""unet_lib: U-Net semantic segmentation on Carvana, Cityscapes and your own data, built to be read.
 
 The names below are the public API; figures live in ``unet_lib.viz`` and the widget explorer in
 ``unet_lib.widgets`` (they import matplotlib and ipywidgets).
@@ -7,7 +7,7 @@ The names below are the public API; figures live in ``unet_lib.viz`` and the wid
 from unet_lib.activations import capture, layer_names
 from unet_lib.checkpoint import load_checkpoint, load_original, model_from_checkpoint, save_checkpoint
 from unet_lib.config import RECIPES, TrainConfig, recipe
-from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, build_loaders
+from unet_lib.data import CarvanaDataset, CityscapesDataset, FolderDataset, build_datasets, build_loaders
 from unet_lib.engine import build_model, evaluate, fit, train, train_one_epoch
 from unet_lib.errors import InputError
 from unet_lib.losses import BCEDiceLoss, make_loss
@@ -25,6 +25,7 @@ __all__ = [
     "CarvanaDataset",
     "CityscapesDataset",
     "ConfusionMatrix",
+    "FolderDataset",
     "InputError",
     "TrainConfig",
     "UNet",

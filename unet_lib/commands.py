@@ -12,25 +12,30 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader
 
-from unet_lib.carvana_eval import evaluate_carvana, write_submission
-from unet_lib.checkpoint import checkpoint_config, load_checkpoint, model_from_checkpoint, new_run_dir, to_json
-from unet_lib.cityscapes_eval import evaluate_cityscapes, print_scores, write_cityscapes_predictions
+from unet_lib.carvana_eval import evaluate_carvana
+from unet_lib.checkpoint import load_checkpoint, new_run_dir, to_json
+from unet_lib.cityscapes_eval import evaluate_cityscapes, print_scores
+from unet_lib.commands_predict import folder_split, load_for_inference, predict
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets
-from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
+from unet_lib.data.check import check_tree
+from unet_lib.data.folder import FolderClasses, fill_classes
+from unet_lib.engine import evaluate as evaluate_model
 from unet_lib.engine import train as train_run
 from unet_lib.errors import InputError
 from unet_lib.losses import make_loss
-from unet_lib.metrics import check_threshold
 from unet_lib.runtime import keep_freed_memory, pick_device
 
-__all__ = ["demo", "evaluate", "predict", "sample_data", "train", "train_config"]
+__all__ = ["check_data", "demo", "evaluate", "export", "predict", "sample_data", "train", "train_config"]
+
+DEFAULT_RECIPES = {"carvana": "recommended", "cityscapes": "cityscapes-recommended", "folder": "folder"}
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig for ``train``: a recipe, then any option given on the command line."""
-    name = args.recipe or ("recommended" if args.dataset == "carvana" else "cityscapes-recommended")
+    name = args.recipe or DEFAULT_RECIPES[args.dataset]
     config = recipe(name)
     if config.dataset != args.dataset:
         raise InputError(f"--recipe {name}: is a {config.dataset} recipe, but the dataset is {args.dataset}")
@@ -43,6 +48,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "features": args.features,
         "limit": args.limit,
         "num_workers": args.workers,
+        "cache": args.cache,
         "device": args.device,
         "seed": args.seed,
         "amp": args.amp,
@@ -66,16 +72,16 @@ def print_metrics(metrics: dict, as_json: bool = False) -> None:
 def sample_data(args: argparse.Namespace) -> int:
     from unet_lib.data import sample
 
+    common = dict(seed=args.seed, overwrite=args.overwrite, workers=args.workers, progress=True)
     if args.dataset == "carvana":
-        ids = sample.write_carvana_sample(
-            args.dir, num_cars=args.cars, size=args.size or (1918, 1280), seed=args.seed, overwrite=args.overwrite
-        )
-        print(f"wrote {len(ids)} training images of {args.cars} cars (+ test cars) to {args.dir}")
+        cars = sample.FULL_SIZE_CARS if args.full_size else args.cars
+        ids = sample.write_carvana_sample(args.dir, num_cars=cars, size=args.size or (1918, 1280), **common)
+        print(f"wrote {len(ids)} training images of {cars} cars (+ test cars) to {args.dir}")
     else:
-        sample.write_cityscapes_sample(
-            args.dir, num_images=args.images, size=args.size or (2048, 1024), seed=args.seed, overwrite=args.overwrite
-        )
-        print(f"wrote {args.images} images per split to {args.dir}")
+        images = sample.FULL_SIZE_IMAGES if args.full_size else args.images
+        sample.write_cityscapes_sample(args.dir, num_images=images, size=args.size or (2048, 1024), **common)
+        shown = " + ".join(f"{n} {split}" for split, n in images.items()) if args.full_size else f"{images} per split"
+        print(f"wrote {shown} images to {args.dir}")
     return 0
 
 
@@ -100,14 +106,18 @@ def train(args: argparse.Namespace) -> int:
         if args.out is None:
             raise InputError("--resume: also pass --out, the run folder to continue")
         config = TrainConfig.from_dict(load_checkpoint(args.out / "last.pt")["config"])
-        changes = {"device": args.device, "num_workers": args.workers}
+        changes = {"device": args.device, "num_workers": args.workers, "cache": args.cache}
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    if args.overfit_batch:
+        return overfit(args, config)
     distributed, local_rank = _init_distributed(config.device)
     try:
         nccl = distributed and dist.get_backend() == "nccl"
         device = torch.device("cuda", local_rank) if nccl else pick_device(config.device)
         rank0 = not distributed or dist.get_rank() == 0
-        datasets = build_datasets(config)  # a data problem ends here, before a run folder is made
+        classes = check_before_training(config, distributed, progress=not args.quiet and rank0)
+        datasets = build_datasets(config, classes)  # a data problem ends here, before a run folder is made
+        config = fill_classes(config, datasets[0])
         out = [args.out or (new_run_dir(Path("models") / config.dataset) if rank0 else None)]
         if distributed:
             dist.broadcast_object_list(out, src=0)  # every rank writes (rank 0) or reads the same folder
@@ -116,6 +126,8 @@ def train(args: argparse.Namespace) -> int:
             keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
         if rank0:
             print(f"training on {device} -> {out_dir}")
+            if config.dataset == "folder":
+                print(describe_classes(config, classes))
         history = train_run(
             config,
             out_dir,
@@ -136,43 +148,21 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_kind(folder: Path) -> str | None:
-    """ "cityscapes" or "carvana" by the folder's layout, None when it looks like neither."""
-    folder = Path(folder)
-    if (folder / "leftImg8bit").is_dir():
-        return "cityscapes"
-    if any((folder / name).is_dir() for name in ("train", "test", "val")):
-        return "carvana"
-    return None
-
-
-def _config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
-    """The checkpoint's config, checked against ``--data`` and with ``--data``/``--size`` applied."""
-    config = checkpoint_config(state, args.checkpoint)
-    data = getattr(args, "data", None)
-    kind = _data_kind(data) if data else None
-    if kind is not None and kind != config.dataset:
-        raise InputError(
-            f"{args.checkpoint}: a {state['arch']['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
-        )
-    return dataclasses.replace(
-        config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
-    )
-
-
-def _load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, torch.device]:
-    """The model on its device, the checkpoint dict and its config, after checking the shared options."""
-    if args.workers < 0:
-        raise InputError(f"--workers: expected 0 or more DataLoader processes, got {args.workers}")
-    device = pick_device(args.device)
-    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
-    return model.to(device), state, _config_for(state, args), device
-
-
 def evaluate(args: argparse.Namespace) -> int:
-    model, _, config, device = _load_for_inference(args)
+    model, _, config, device = load_for_inference(args)
     common = dict(batch_size=args.batch_size, num_workers=args.workers, progress=not args.quiet)
-    if config.dataset == "carvana":
+    if config.dataset == "folder":
+        dataset = folder_split(config, args.split, progress=not args.quiet)
+        loss_fn = make_loss(config.loss, config.num_classes)
+        if config.num_classes == 1:  # two classes: the Carvana scores, at the network's size and the file's
+            metrics = evaluate_carvana(model, dataset, device, config.threshold, loss_fn, **common)
+        else:
+            if args.tta:
+                raise InputError("--tta: scored for two-class folder data, Carvana and Cityscapes; leave it out here")
+            loader = DataLoader(dataset, args.batch_size, num_workers=args.workers)
+            metrics = evaluate_model(model, loader, loss_fn, device, config.num_classes, progress=not args.quiet)
+            metrics["iou"] = dict(zip(config.class_names, metrics["iou"], strict=True))
+    elif config.dataset == "carvana":
         if args.split == "test":
             raise InputError("--split test: the Carvana test images have no masks to score against; use predict")
         dataset = CarvanaDataset(args.data, args.split, size=config.image_size, val_fraction=config.val_fraction)
@@ -187,95 +177,89 @@ def evaluate(args: argparse.Namespace) -> int:
         return 0
     height, width = config.image_size
     print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, network at {height}x{width}):")
-    if config.dataset == "carvana":
+    if config.num_classes == 1:
         print_metrics(result)
+    elif config.dataset == "folder":
+        print(f"{'class':<22} IoU\n{'-' * 28}")
+        for name, value in metrics["iou"].items():
+            print(f"{name:<22} {value:.3f}")
+        print(f"{'-' * 28}\n{'mean (mIoU)':<22} {metrics['miou']:.3f}")
+        print(f"{'pixel accuracy':<22} {metrics['pixel_accuracy']:.3f}")
     else:
         print_scores(metrics)
     return 0
 
 
-def predict(args: argparse.Namespace) -> int:
-    check_threshold(args.threshold)
-    if args.data is not None:
-        if args.inputs:
-            raise InputError(f"{args.inputs[0]}: give either image files (INPUTS) or --data, not both")
-        return _predict_split(args)
-    if not args.inputs:
-        raise InputError("predict: expected image files or folders (INPUTS), or --data DIR for a whole split")
-    if args.submission is not None or args.format == "cityscapes":
-        raise InputError("--submission and --format cityscapes: predict a whole split, so pass --data DIR (not INPUTS)")
-    if args.out is None:
-        raise InputError("--out: expected a folder for the masks and overlays")
+def check_before_training(config: TrainConfig, distributed: bool, progress: bool) -> FolderClasses | None:
+    """check-data's checks, run by the first process: the first problem stops training (one line).
 
-    from PIL import Image
-    from tqdm.auto import tqdm
+    Returns:
+        The classes of folder data (so its masks are not read again), else None.
+    """
+    found = [None, None]  # (the first problem, the classes)
+    if not distributed or dist.get_rank() == 0:
+        try:
+            size, depth = config.image_size, len(config.features)
+            report = check_tree(config.data_dir, config.dataset, size, depth, progress, mode=config.mode)
+            more = f" (and {len(report.problems) - 1} more: python -m unet_lib check-data {config.data_dir})"
+            first = report.problems[0] + more * (len(report.problems) > 1) if report.problems else None
+            found = [first, report.classes]
+        except InputError as err:
+            found = [str(err), None]
+    if distributed:
+        dist.broadcast_object_list(found, src=0)  # every process stops, or none
+    if found[0] is not None:
+        raise InputError(found[0])
+    return found[1]
 
-    from unet_lib.predict import collect_inputs, predict_file, save_mask_png
-    from unet_lib.viz import overlay
 
-    model, state, config, device = _load_for_inference(args)
-    files = collect_inputs(args.inputs)
-    outputs = {f: (args.out / f"{f.stem}_mask.png", args.out / f"{f.stem}_overlay.jpg") for f in files}
-    if not args.overwrite:
-        existing = [p for pair in outputs.values() for p in pair if p.exists()]
-        if existing:
-            raise InputError(
-                f"{existing[0]}: already exists ({len(existing)} output files would be replaced); pass --overwrite or choose another --out"
-            )
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in tqdm(files, desc="predict", disable=args.quiet or len(files) < 2):
-        image, labels = predict_file(model, path, config.image_size, device, args.threshold, args.tta)
-        mask_path, overlay_path = outputs[path]
-        if config.num_classes == 1:
-            save_mask_png(labels, mask_path)
-            painted = overlay(image, labels, "binary")
-        else:
-            if state["arch"]["num_classes"] == NUM_LABEL_IDS:
-                labels = label_to_train_lut()[labels].long()  # the original 34-class model predicts labelIds
-            save_mask_png(labels, mask_path, scale=1)
-            painted = overlay(image, labels, "trainid")
-        Image.fromarray(painted.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
-    print(f"wrote {len(files)} masks and overlays to {args.out}")
+def describe_classes(config: TrainConfig, classes: FolderClasses | None) -> str:
+    """One line: a folder's classes and how they are trained."""
+    names = ", ".join(config.class_names)
+    where = "; 255 in the masks is the foreground" if classes is not None and classes.foreground_255 else ""
+    how = f"one output channel, {config.loss}" if config.num_classes == 1 else "cross-entropy, 255 ignored"
+    return f"{config.data_dir}: {len(config.class_names)} classes ({names}){where}: {how}"
+
+
+def overfit(args: argparse.Namespace, config: TrainConfig) -> int:
+    """``train --overfit-batch``: train on one fixed batch, write nothing, and say whether it was learnt."""
+    from unet_lib.overfit import overfit_message, overfit_run
+
+    if args.resume:
+        raise InputError("--overfit-batch: writes no run, so there is nothing to --resume; leave one of them out")
+    classes = check_before_training(config, False, progress=not args.quiet)
+    config = dataclasses.replace(config, augment="none", cache="none")  # the same pictures every step
+    train_set, _ = build_datasets(config, classes)
+    config = fill_classes(config, train_set)
+    loss, steps = overfit_run(config, train_set, pick_device(config.device), args.threads, progress=not args.quiet)
+    print(overfit_message(loss, steps))
     return 0
 
 
-def _predict_split(args: argparse.Namespace) -> int:
-    """``predict --data``: a Kaggle submission CSV (Carvana) or the official result PNGs (Cityscapes)."""
-    model, _, config, device = _load_for_inference(args)
-    common = dict(
-        tta=args.tta,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
-    if config.dataset == "carvana":
-        if args.format == "cityscapes":
-            raise InputError(f"--format cityscapes: {args.checkpoint} is a Carvana model; use --submission CSV")
-        if args.submission is None:
-            raise InputError("--submission: expected the CSV file to write the Kaggle predictions of --data into")
-        dataset = CarvanaDataset(args.data, args.split)
-        paths = [dataset.image_path(i) for i in range(len(dataset))]
-        write_submission(model, paths, args.submission, config.image_size, device, args.threshold, **common)
-        print(f"wrote {len(paths)} rows (img,rle_mask) to {args.submission}")
-    else:
-        if args.submission is not None:
-            raise InputError(
-                f"--submission: {args.checkpoint} is a Cityscapes model; use --format cityscapes --out DIR"
-            )
-        if args.format == "png":
-            raise InputError(
-                "--format png: only for INPUTS; a Cityscapes --data split is written as --format cityscapes"
-            )
-        if args.out is None:
-            raise InputError("--out: expected a folder for the Cityscapes labelId PNGs")
-        dataset = CityscapesDataset(args.data, args.split, mode=config.mode)
-        write_cityscapes_predictions(model, dataset, args.out, config.image_size, device, **common)
-        print(
-            f"wrote {len(dataset)} labelId PNGs to {args.out} (colour PNGs in {args.out / 'color'}); "
-            f"the official tools read them: CITYSCAPES_RESULTS={args.out} csEvalPixelLevelSemanticLabeling"
-        )
-    return 0
+def check_data(args: argparse.Namespace) -> int:
+    from unet_lib.data.check_report import report_lines
+
+    report = check_tree(args.dir, args.dataset, size=args.size, progress=not args.quiet)
+    print("\n".join(report_lines(report)))
+    return 0 if report.ok else 2
+
+
+def export(args: argparse.Namespace) -> int:
+    from unet_lib.export import OPSET, export_checkpoint, onnx_differences
+
+    path, model, config = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    size = path.stat().st_size
+    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+    print(f"wrote {path} ({shown}, ONNX opset {OPSET}): images [N, 3, H, W] RGB in [0, 1] -> logits [N, C, H, W]")
+    height, width = config.image_size
+    try:
+        differences = onnx_differences(path, model, [(1, 3, height, width), (2, 3, height + 7, width + 5)])
+    except InputError as err:
+        print(f"not compared with PyTorch: {err}")
+        return 0
+    shown = ", ".join(f"{diff:.1e} at {'x'.join(map(str, shape))}" for shape, diff in differences.items())
+    print(f"onnxruntime vs PyTorch, largest logit difference: {shown}")
+    return 0 if max(differences.values()) < 1e-3 else 1
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from unet_lib.data import OUTPUT_CHANNELS, DatasetName
+from unet_lib.data.cache import CacheMode, cache_mode
 from unet_lib.data.cityscapes import AnnotationMode
 from unet_lib.data.transforms import AugmentKind
 from unet_lib.errors import InputError
@@ -22,8 +23,9 @@ from unet_lib.optim import OptimizerName, SchedulerName
 @dataclass(frozen=True)
 class TrainConfig:
     # The allowed values of each Literal field are defined once, by the module that uses them.
-    dataset: DatasetName = "carvana"  # "carvana" (binary car masks) or "cityscapes" (19 street classes)
+    dataset: DatasetName = "carvana"  # "carvana" (binary car masks), "cityscapes" (19 street classes) or "folder"
     data_dir: str = "data/carvana"  # dataset folder, see README for the layouts read
+    class_names: tuple[str, ...] = ()  # folder: one name per class, filled from the data by train
     image_size: tuple[int, int] = (160, 240)  # (H, W) the network sees; divisible by 16
     features: tuple[int, ...] = (64, 128, 256, 512)  # encoder widths; these are the original's 31 M parameters
     block: BlockKind = "double"  # "double" (conv-BN-ReLU x2, the original) or "residual"
@@ -39,7 +41,9 @@ class TrainConfig:
     mode: AnnotationMode = "fine"  # cityscapes annotations: "fine" (gtFine) or "coarse" (gtCoarse)
     val_fraction: float = 0.2  # carvana: share of cars held out when the data has no val/ folder
     limit: int | None = None  # use only the first N training and validation images (quick runs)
-    cache: bool = True  # keep decoded, resized pictures in memory after the first epoch
+    # "disk": decoded, resized pictures written once to one file in ~/.cache/unet_lib that every worker and
+    # later run shares; "memory": each worker keeps its own copy (grows to workers x the data); "none"
+    cache: CacheMode = "disk"
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the training process
     device: str = "auto"  # "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
@@ -48,6 +52,8 @@ class TrainConfig:
     seed: int = 0  # seeds weights, shuffling and augmentation: same seed, same run
 
     def __post_init__(self):
+        if isinstance(self.cache, bool):  # configs saved before the disk cache: True meant "memory"
+            object.__setattr__(self, "cache", cache_mode(self.cache))
         for field, kind in get_type_hints(TrainConfig).items():
             if get_origin(kind) is Literal and getattr(self, field) not in get_args(kind):
                 raise InputError(f"{field}: expected one of {get_args(kind)}, got {getattr(self, field)!r}")
@@ -63,6 +69,11 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction: expected a share strictly between 0 and 1, got {self.val_fraction}")
         check_threshold(self.threshold)
+        if self.class_names and (self.dataset != "folder" or len(self.class_names) < 2):
+            raise InputError(
+                f"class_names: expected 2 or more names, for dataset 'folder' only; got {list(self.class_names)}"
+                f" for {self.dataset!r} (carvana and cityscapes name their own classes)"
+            )
         h, w = self.image_size
         step = 2 ** len(self.features)
         if h % step or w % step:
@@ -73,8 +84,12 @@ class TrainConfig:
 
     @property
     def num_classes(self) -> int:
-        """Output channels: 1 (a car logit) for carvana, 19 trainIds for cityscapes."""
-        return OUTPUT_CHANNELS[self.dataset]
+        """Output channels: 1 (a car logit) for carvana, 19 trainIds for cityscapes; folder: 1 for 2 classes."""
+        if self.dataset != "folder":
+            return OUTPUT_CHANNELS[self.dataset]
+        if not self.class_names:
+            raise InputError("class_names: empty; for folder data train fills them in from the data (data/folder.py)")
+        return 1 if len(self.class_names) == 2 else len(self.class_names)
 
     @property
     def best_metric(self) -> str:
@@ -125,6 +140,19 @@ RECIPES: dict[str, dict[str, Any]] = {
         batch_size=2,
         lr=3e-3,
         num_epochs=30,
+    ),
+    # Your own data (train folder --data DIR). The classes come from the data, and so do the output
+    # channels and the loss: BCE + Dice for two classes, cross-entropy for more (data/folder.py).
+    "folder": dict(dataset="folder", data_dir="data/folder", image_size=(256, 256), batch_size=8, lr=1e-3),
+    "folder-quick": dict(
+        dataset="folder",
+        data_dir="data/folder",
+        image_size=(64, 64),
+        features=(16, 32, 64, 128),
+        batch_size=4,
+        lr=2e-3,
+        num_epochs=10,
+        augment="flip",
     ),
 }
 

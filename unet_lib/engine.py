@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from unet_lib.checkpoint import load_checkpoint, load_weights, save_checkpoint, write_json
 from unet_lib.config import TrainConfig
 from unet_lib.data import build_datasets, build_loaders, class_names_for
+from unet_lib.data.folder import fill_classes
 from unet_lib.errors import InputError
 from unet_lib.losses import make_loss
 from unet_lib.metrics import BinaryCounts, ConfusionMatrix
@@ -274,6 +275,7 @@ def train(
     seed_everything(config.seed, threads=threads)
     device = device or pick_device(config.device)
     train_set, val_set = datasets or build_datasets(config)
+    config = fill_classes(config, train_set)  # folder data: the class names, and so the loss, come from the data
     train_loader, val_loader = build_loaders(config, train_set, val_set)
     model = build_model(config).to(device)
     if config.channels_last:

@@ -75,7 +75,8 @@ def make_upsample(in_channels: int, out_channels: int, kind: UpsampleKind) -> nn
 def pad_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Zero-pad x (B, C, h, w) to the H and W of ``like``, evenly on both sides (a no-op when they match)."""
     dh, dw = like.shape[-2] - x.shape[-2], like.shape[-1] - x.shape[-1]
-    if dh or dw:
+    # An exported graph (ONNX) must pad for every input size, not only for the size it was traced with.
+    if torch.jit.is_tracing() or torch.compiler.is_exporting() or dh or dw:
         x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])  # (B, C, H, W)
     return x
 

@@ -135,3 +135,32 @@ def read_label_map(path: str | Path) -> np.ndarray:
         if image.mode not in ("L", "P"):
             raise InputError(f"{path}: expected a single-channel 8-bit label image, got mode {image.mode}")
         return np.array(image, dtype=np.uint8)
+
+
+SINGLE_CHANNEL_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")  # P: palette PNGs and GIFs store indices
+
+
+def read_class_mask(path: str | Path) -> tuple[np.ndarray, str]:
+    """Read a single-channel mask of class indices (any 8- or 16-bit mode, palette indices as stored).
+
+    Returns:
+        ``(uint8 [H, W], the file's PIL mode)``; a colour picture or values above 255 are refused.
+    """
+    path = Path(path)
+    with _open(path) as opened:
+        image = _load(opened, path)
+        mode = image.mode
+        if mode not in SINGLE_CHANNEL_MODES:
+            channels = len(image.getbands())
+            raise InputError(
+                f"{path}: mask has {channels} channel{'s' * (channels > 1)} ({mode}); expected a single-channel"
+                " PNG whose pixel values are class indices (not a colour picture of the classes)"
+            )
+        array = np.array(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)  # mode "1": 0/1
+    elif array.dtype != np.uint8:
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise InputError(f"{path}: {mode} mask holds values up to {array.max()}; expected 8-bit class indices")
+        array = array.astype(np.uint8)
+    return array, mode

@@ -1,0 +1,249 @@
+"""check-data: what a dataset folder holds, and every problem that would spoil a training run, before it starts.
+
+``check_tree`` reads every mask and the header of every picture (never the whole photo) and returns a
+``DataReport`` whose ``problems`` name one file each. Nothing in the data folder is ever written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from unet_lib.data.check_pairs import Pair, list_pairs
+from unet_lib.data.cityscapes import CLASS_NAMES, NUM_LABEL_IDS, label_to_train_lut
+from unet_lib.data.folder import FolderClasses, classes_from_counts, read_classes_file
+from unet_lib.data.io import image_size, read_class_mask
+from unet_lib.errors import InputError
+from unet_lib.metrics import IGNORE_INDEX
+from unet_lib.rle import rle_decode
+
+DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
+DTYPES |= {"I": "int32", "RLE": "uint8"}
+OUTSIDE = -1  # in a value -> class table: a value that is no label at all
+
+
+@dataclass
+class MaskResult:
+    """What one (image, mask) pair holds: sizes ``(H, W)``, the mask's mode and its value counts."""
+
+    image_size: tuple[int, int] | None = None
+    mask_size: tuple[int, int] | None = None
+    mask_mode: str | None = None
+    counts: np.ndarray | None = None  # int64 [256]: pixels of each mask value
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataReport:
+    """Everything ``check-data`` prints: what the data holds, then ``problems`` (one line each, naming the file).
+
+    Sizes are ``(H, W)``, as ``--size`` takes them. ``class_pixels[c]`` counts the pixels of class ``c``.
+    """
+
+    root: Path
+    dataset: str
+    pairs: int = 0
+    splits: str = ""
+    image_sizes: Counter = field(default_factory=Counter)
+    mask_modes: Counter = field(default_factory=Counter)
+    value_counts: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+    class_names: list[str] = field(default_factory=list)
+    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ignored_pixels: int = 0
+    classes: FolderClasses | None = None  # folder data: what FolderDataset needs
+    size: tuple[int, int] | None = None  # the --size asked for
+    depth: int = 4  # halvings of the network
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the data can be trained on."""
+        return not self.problems
+
+
+def detect_dataset(root: str | Path) -> str | None:
+    """``"folder"``, ``"cityscapes"`` or ``"carvana"`` by a folder's layout; None when it looks like none of them."""
+    root = Path(root)
+    if (root / "images").is_dir():
+        return "folder"
+    if (root / "leftImg8bit").is_dir():
+        return "cityscapes"
+    if any((root / name).is_dir() for name in ("train", "test", "val")):
+        return "carvana"
+    return None
+
+
+def read_pair(pair: Pair) -> MaskResult:
+    """Read a pair's picture header and its whole mask; a bad file becomes a problem, not an exception."""
+    result = MaskResult()
+    try:
+        width, height = image_size(pair.image)
+        result.image_size = (height, width)
+    except InputError as err:
+        result.problems.append(str(err))
+    try:
+        if pair.rle is not None:
+            if result.image_size is None:
+                return result
+            mask, result.mask_mode = rle_decode(pair.rle, result.image_size), "RLE"
+        else:
+            mask, result.mask_mode = read_class_mask(pair.mask)
+    except InputError as err:
+        result.problems.append(str(err) if pair.rle is None else f"{pair.mask}: row {pair.image.name}: {err}")
+        return result
+    result.mask_size = tuple(mask.shape)
+    result.counts = np.bincount(mask.ravel(), minlength=256)
+    if result.image_size is not None and result.mask_size != result.image_size:
+        (mh, mw), (h, w) = result.mask_size, result.image_size
+        result.problems.append(
+            f"{pair.mask}: mask is {mw}x{mh} but its image {pair.image} is {w}x{h}; expected the same size"
+        )
+    return result
+
+
+def value_tables(report: DataReport, root: Path, total: np.ndarray) -> list[np.ndarray]:
+    """Mask value -> class index (``IGNORE_INDEX``: ignored, ``OUTSIDE``: no label) tables, fixing the class names.
+
+    One table for the whole tree, or for Carvana two: masks hold 0/1, or 0/255 (255 is the car).
+    """
+    table = np.full(256, OUTSIDE, dtype=np.int64)
+    if report.dataset == "carvana":
+        report.class_names = ["background", "car"]
+        zero_one, zero_255 = table.copy(), table.copy()
+        zero_one[:2], zero_255[0], zero_255[255] = (0, 1), 0, 1
+        return [zero_one, zero_255]
+    if report.dataset == "cityscapes":
+        report.class_names = list(CLASS_NAMES)
+        table[:NUM_LABEL_IDS] = label_to_train_lut()[:NUM_LABEL_IDS].numpy()
+        table[255] = IGNORE_INDEX
+        return [table]
+    names_file = root / "classes.txt"
+    try:
+        report.classes = FolderClasses(read_classes_file(names_file)) if names_file.is_file() else None
+    except InputError as err:
+        report.problems.append(str(err))
+    report.classes = report.classes or classes_from_counts(total)
+    report.class_names = list(report.classes.names)
+    lut = report.classes.lut().long().numpy()
+    table[report.classes.allowed()] = lut[report.classes.allowed()]
+    if report.classes.foreground_255:
+        report.notes.append("255 is the foreground: the masks hold 0 and 255 and there is no classes.txt")
+    elif names_file.is_file() and report.classes.binary and total[255] and not total[1]:
+        report.notes.append("255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?")
+    return [table]
+
+
+def outside_problem(report: DataReport, mask: Path, counts: np.ndarray, table: np.ndarray) -> str | None:
+    """One line when a mask holds values that are no label: anti-aliased edges, or labels beyond classes.txt."""
+    outside = np.flatnonzero((table == OUTSIDE) & (counts > 0))
+    if not len(outside):
+        return None
+    pixels = int(counts[outside].sum())
+    shown = ", ".join(map(str, outside[:6].tolist())) + (", ..." if len(outside) > 6 else "")
+    share = f"{pixels} pixels ({pixels / counts.sum():.1%})"
+    beyond = report.dataset == "folder" and (report.root / "classes.txt").is_file()
+    if beyond and outside.max() < 128:  # smoothing between 0 and 255 always leaves values near the middle
+        count = len(report.class_names)
+        return f"{mask}: labels beyond classes.txt ({count} classes, 0..{count - 1}): {shown} on {share}"
+    if report.dataset == "cityscapes" and outside.max() < 128:
+        return f"{mask}: values {shown} on {share} are no labelId (expected 0..{NUM_LABEL_IDS - 1})"
+    return (
+        f"{mask}: anti-aliased: {share} hold values outside the classes ({shown}); save masks without smoothing"
+        " (nearest-neighbour resize, PNG not JPEG), or threshold them, e.g. mask = (mask >= 128) * 255"
+    )
+
+
+def check_tree(
+    root: str | Path,
+    dataset: str | None = None,
+    size: tuple[int, int] | None = None,
+    depth: int = 4,
+    progress: bool = True,
+    mode: str = "fine",
+) -> DataReport:
+    """Check a folder, Carvana or Cityscapes tree; the data folder is only read.
+
+    Args:
+        root: The dataset folder.
+        dataset: ``"folder"``, ``"carvana"`` or ``"cityscapes"``; None detects it from the layout.
+        size: The ``(H, W)`` training will resize to, checked against the network's halvings.
+        depth: Halvings of the network (``len(features)``): sizes must be divisible by ``2 ** depth``.
+        progress: Show a progress bar while the masks are read.
+        mode: Cityscapes' annotations to check: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
+
+    Returns:
+        The report; ``report.problems`` is empty when the data can be trained on.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: folder not found; expected a dataset folder to check")
+    dataset = dataset or detect_dataset(root)
+    if dataset is None:
+        raise InputError(
+            f"{root}: neither a folder tree (images/, masks/), a Carvana tree (train/, train_masks/) nor a "
+            "Cityscapes tree (leftImg8bit/, gtFine/); pass --dataset to say which it should be"
+        )
+    report = DataReport(root, dataset, size=size, depth=depth)
+    pairs, report.problems, report.splits = list_pairs(root, dataset, mode)
+    report.pairs = len(pairs)
+    workers = min(8, os.cpu_count() or 1)  # decoding releases the GIL: threads read masks in parallel
+    with ThreadPoolExecutor(workers) as pool:
+        bar = tqdm(total=len(pairs), desc=f"check-data: reading {len(pairs)} masks", leave=False, disable=not progress)
+        results = []
+        for result in pool.map(read_pair, pairs):
+            results.append(result)
+            bar.update()
+        bar.close()
+    for result in results:
+        report.problems += result.problems
+        if result.image_size is not None:
+            report.image_sizes[result.image_size] += 1
+        if result.mask_mode is not None:
+            report.mask_modes[f"{result.mask_mode} ({DTYPES.get(result.mask_mode, '?')})"] += 1
+        if result.counts is not None:
+            report.value_counts += result.counts
+    tables = value_tables(report, root, report.value_counts)
+    report.class_pixels = np.zeros(len(report.class_names), dtype=np.int64)
+    for pair, result in zip(pairs, results, strict=True):
+        if result.counts is None:
+            continue
+        counts = result.counts
+        table = tables[1] if len(tables) > 1 and counts[255] and counts[255] >= counts[1] else tables[0]
+        if (problem := outside_problem(report, pair.mask, counts, table)) is not None:
+            report.problems.append(problem)
+        labelled = table >= 0
+        classes = np.where(table[labelled] == IGNORE_INDEX, len(report.class_names), table[labelled])
+        by_class = np.bincount(classes, weights=counts[labelled], minlength=len(report.class_names) + 1)
+        report.class_pixels += by_class[:-1].astype(np.int64)
+        report.ignored_pixels += int(by_class[-1])
+    if not pairs and not report.problems:
+        report.problems.append(f"{root}: no pictures with masks found")
+    report.problems += size_problems(report)
+    if len(report.class_names) == 2 and pairs and report.class_pixels.min() == 0:
+        missing = report.class_names[int(report.class_pixels.argmin())]
+        report.problems.append(
+            f"{root}: no pixel of class {missing!r} in any mask: a binary model has nothing to learn"
+        )
+    return report
+
+
+def size_problems(report: DataReport) -> list[str]:
+    """The ``--size`` asked for, when the network's halvings cannot divide it."""
+    if report.size is None:
+        return []
+    (h, w), step = report.size, 2**report.depth
+    if h % step == 0 and w % step == 0:
+        return []
+    return [f"--size {h}x{w}: not divisible by {step} ({report.depth} halvings); try --size {fit_size(h, w, step)}"]
+
+
+def fit_size(height: int, width: int, step: int) -> str:
+    """``"HxW"``: the nearest size divisible by ``step``."""
+    return f"{max(step, int(height / step + 0.5) * step)}x{max(step, int(width / step + 0.5) * step)}"

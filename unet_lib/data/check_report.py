@@ -1,0 +1,92 @@
+"""How check-data shows a ``DataReport``: what the data holds on one screen, then one line per problem."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unet_lib.data.check import DataReport, fit_size
+
+FAST_SIDE = 512  # a suggested smaller --size keeps the longer side near this: much faster to train
+
+
+def class_weights(report: DataReport) -> tuple[str, list[float]]:
+    """Suggested loss weights: ``("pos_weight", [negatives / positives])`` for two classes, else median frequency.
+
+    Median-frequency balancing weighs class ``c`` by ``median(freq) / freq[c]`` (classes without pixels: 0).
+    """
+    pixels = report.class_pixels.astype(np.float64)
+    if len(pixels) == 2:
+        return "pos_weight", [pixels[0] / pixels[1] if pixels[1] else float("nan")]
+    freq = pixels / max(pixels.sum(), 1)
+    present = freq > 0
+    median = np.median(freq[present]) if present.any() else 0.0
+    return "median frequency", np.where(present, median / np.where(present, freq, 1), 0.0).tolist()
+
+
+def size_advice(report: DataReport) -> str:
+    """Whether the sizes suit the network's halvings, and which ``--size`` would."""
+    step, depth = 2**report.depth, report.depth
+    if report.size is not None:
+        h, w = report.size
+        verdict = "suits" if h % step == 0 and w % step == 0 else "does not suit"
+        return f"--size {h}x{w} {verdict} the {depth} halvings (divisible by {step}); every picture is resized to it"
+    if not report.image_sizes:
+        return "no readable pictures"
+    (h, w), _ = report.image_sizes.most_common(1)[0]
+    scale = FAST_SIDE / max(h, w)
+    faster = f", or --size {fit_size(h * scale, w * scale, step)} to train faster" if scale < 0.75 else ""
+    if all(h % step == 0 and w % step == 0 for h, w in report.image_sizes):
+        return f"sizes divisible by {step} ({depth} halvings): --size {h}x{w} keeps the pictures as they are{faster}"
+    return f"{h}x{w} is not divisible by {step} ({depth} halvings); pictures are resized to --size: try --size {fit_size(h, w, step)}{faster}"
+
+
+def shown_values(values: np.ndarray) -> str:
+    """``"0, 1, 255"``, or the first and last few of many values."""
+    values = values.tolist()
+    if len(values) <= 10:
+        return ", ".join(map(str, values))
+    return f"{', '.join(map(str, values[:6]))}, ..., {', '.join(map(str, values[-2:]))} ({len(values)} distinct)"
+
+
+def report_lines(report: DataReport) -> list[str]:
+    """The report as ``check-data`` prints it: what the data holds, then the problems (or that there are none)."""
+    lines = [f"{report.root} ({report.dataset} layout)"]
+
+    def row(name: str, text: str) -> None:
+        lines.append(f"  {name:<15} {text}")
+
+    row("pairs", f"{report.pairs} ({report.splits})")
+    sizes = report.image_sizes.most_common()
+    more = f", {len(sizes) - 4} more sizes" if len(sizes) > 4 else ""
+    row("image sizes", ", ".join(f"{n} at {h}x{w}" for (h, w), n in sizes[:4]) + more + " (HxW)" if sizes else "-")
+    row("masks", ", ".join(f"{n} {mode}" for mode, n in report.mask_modes.most_common()) or "-")
+    row("mask values", shown_values(np.flatnonzero(report.value_counts)) or "-")
+    total = max(int(report.value_counts.sum()), 1)
+    fg = report.classes is not None and report.classes.foreground_255
+    row(
+        "ignored pixels",
+        f"{report.ignored_pixels / total:.1%} " + ("(255 is the foreground here)" if fg else "(value 255)"),
+    )
+    names, pixels = report.class_names, report.class_pixels
+    labelled = max(int(pixels.sum()), 1)
+    source = "from classes.txt" if (report.root / "classes.txt").is_file() and report.dataset == "folder" else ""
+    how = "binary: one output channel, BCE + Dice" if len(names) == 2 else "cross-entropy, 255 ignored"
+    row("classes", f"{len(names)} {source}".rstrip() + f" ({how})")
+    kind, weights = class_weights(report)
+    if len(names) == 2:
+        row("class pixels", ", ".join(f"{name} {n / labelled:.1%}" for name, n in zip(names, pixels, strict=True)))
+        row("pos_weight", f"{weights[0]:.2f} (negatives / positives, for BCEWithLogitsLoss)")
+    else:
+        row("class pixels", f"share   weight ({kind})")
+        for name, n, weight in zip(names, pixels, weights, strict=True):
+            lines.append(f"    {name:<22} {n / labelled:6.1%}  {weight:6.2f}")
+    row("network size", size_advice(report))
+    for note in report.notes:
+        row("note", note)
+    if report.problems:
+        lines.append(f"problems ({len(report.problems)}):")
+        lines += [f"  {problem}" for problem in report.problems]
+        lines.append("not ready to train: fix the problems above (check-data changed nothing in the folder)")
+    else:
+        lines.append("no problems: ready to train")
+    return lines
