@@ -24,14 +24,16 @@
 # 6. **Receptive fields**: how much of the photo one output pixel can see, in theory and in fact.
 # 7. An interactive **explorer** of every layer, channel and filter, with static copies of its views.
 #
-# It uses the Carvana checkpoint that `train_carvana` wrote (the newest under `models/`), or trains a
-# small one first when there is none.
+# It uses the Carvana checkpoint that `train_carvana` wrote (the newest run under
+# `models/notebooks/carvana`); run alone, it takes the newest one from the command line or the demo,
+# or trains a small one first. Without a GPU it runs the quick profile (sample data); `UNET_QUICK=0`
+# or `1` forces either.
 
 # %% tags=["parameters"]
-from unet_lib.workspace import quick_mode
+from unet_lib.profiles import notebook_profile
 
-QUICK = quick_mode()  # UNET_QUICK=1: sample data, and a small checkpoint trained now if there is none
-CHECKPOINT = None  # a path to a best.pt, or None for the newest Carvana checkpoint under models/
+QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU (sample data)
+CHECKPOINT = None  # a path to a best.pt, or None for train_carvana's newest (else the newest under models/)
 NUM_SAMPLES = 4  # validation pictures in the explorer and the galleries
 SAMPLE = 0  # the validation picture studied in sections 2 to 6
 CHANNELS = (0, 1)  # the channels drawn beside each layer's mean in "the whole U"
@@ -65,7 +67,8 @@ from unet_lib.viz import (
 from unet_lib.widgets import LayerExplorer
 from unet_lib.workspace import carvana_checkpoint, carvana_dir, shown
 
-plt.rcParams["figure.dpi"] = 64  # many figures here: modest pictures keep the notebook light
+plt.rcParams["figure.dpi"] = 56  # many figures here: modest pictures keep the notebook light
+print(f"{'quick' if QUICK else 'full'} profile: {WHY}")
 
 # %% [markdown]
 # ## The model and a few validation pictures
@@ -403,7 +406,7 @@ print({k: state[k] for k in ("layer", "view", "first_channel", "last_channel", "
 display(explorer.figure())
 
 # %% [markdown]
-# The mean over the channels of the last decoder block, and one filter of `downs.1`'s second
+# The mean view of the last decoder block (its title printed; try it live), and one filter of `downs.1`'s second
 # convolution (the one the original project drew):
 
 # %%
@@ -411,7 +414,7 @@ display(explorer.figure())
 explorer.layer.value = "ups.3"
 explorer.view.value = "mean"
 assert explorer.state()["view"] == "mean" and not explorer.state()["channel_enabled"]
-display(explorer.figure())
+print(explorer.state()["title"])
 explorer.layer.value = "downs.1"
 explorer.view.value = "filters"
 explorer.channel.value = 2
@@ -436,7 +439,15 @@ explorer.sample.value, explorer.layer.value, explorer.view.value, explorer.chann
 print(explorer.state()["label"])
 
 # %% [markdown]
-# ## Takeaways
+# ### Reading quick-mode numbers
+#
+# In quick mode the checkpoint is `train_carvana`'s small network (widths 16 to 128) after five
+# epochs on 64x96 pictures of a few sample cars. Its maps are coarse (the bottleneck is 4x6 pixels);
+# a full-size network at 320x480 has a bottleneck of 20x30, and its skip connections carry far more
+# detail. The Dice drops without each
+# skip (section 4) are measured on very few held-out photos: compare their order, not their decimals.
+#
+# ## Summary
 #
 # - Hooks read (forward hooks), change (forward pre-hooks) and differentiate (backward hooks) any
 #   layer without touching `forward`; `capture` copies what it keeps and always removes its hooks.
@@ -445,6 +456,23 @@ print(explorer.state()["label"])
 # - Grad-CAM and the effective receptive field show *where* the network looks, not only *what* it outputs.
 # - The explorer puts all of it on sliders: any layer, channel, filter or Grad-CAM of any sample.
 #
-# **Try this** (in the parameters cell): set `SAMPLE` to another photo, `CHANNELS` to other channels,
-# or `CAM_LAYERS` to `("downs.0", "downs.3", "ups.3")`; then compare the receptive fields of a
-# checkpoint trained longer (run `train_carvana` with more epochs).
+# ## Exercises
+#
+# 1. In the parameters cell, set `SAMPLE` to the worst photo of `test_carvana` and `CAM_LAYERS` to
+#    `("downs.0", "downs.3", "ups.3")`: where does Grad-CAM put the blame?
+# 2. Set `CHANNELS` to other channels of the whole-U figure: find one that fires on wheels, one on the
+#    floor's shadow.
+# 3. Train `train_carvana` with `upsample="bilinear"`, point `CHECKPOINT` at its `best.pt` and compare
+#    the Dice without each skip: does it lean on the skips more or less?
+# 4. Train longer (`num_epochs=20` in `train_carvana`) and compare the effective receptive field.
+#
+# ## Further reading
+#
+# - PyTorch hooks: [`register_forward_hook`](https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.register_forward_hook),
+#   [`register_forward_pre_hook`](https://pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.register_forward_pre_hook)
+#   and torchvision's [feature extraction](https://pytorch.org/vision/stable/feature_extraction.html).
+# - Selvaraju et al., [Grad-CAM](https://arxiv.org/abs/1610.02391) (2017); Luo et al., [Understanding
+#   the Effective Receptive Field in Deep Convolutional Neural Networks](https://arxiv.org/abs/1701.04128) (2016).
+# - The U-Net paper: [Ronneberger et al., 2015](https://arxiv.org/abs/1505.04597).
+#
+# **Next:** `train_cityscapes` trains the same U-Net on street scenes with 19 classes.

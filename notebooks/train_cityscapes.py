@@ -20,20 +20,24 @@
 # 4. scores the model: per-class IoU, mIoU, pixel accuracy and the confusion matrix,
 # 5. draws predictions next to the ground truth in the Cityscapes colours.
 #
-# **Quick mode** (`UNET_QUICK=1`) trains a small network on 64x128 pictures of the sample data in
-# about a minute on a CPU. **Full mode** runs the original project's recipe (`cityscapes-original`:
-# 160x320, Adam at 1e-4, cross-entropy) on `data/cityscapes`, or the recommended one.
+# It is the last of four notebooks (after `train_carvana`, `test_carvana` and `inspect_layers`) and
+# runs on its own. Without a GPU it runs the **quick** profile: a small network on 64x128 pictures of
+# the sample data, a few minutes on a CPU. With a CUDA GPU it runs the **full** one: the original
+# project's recipe (`cityscapes-original`: 160x320, Adam at 1e-4, cross-entropy) on `data/cityscapes`
+# (the real data if you put it there, see `data/README.md`). `UNET_QUICK=0` or `1` forces either.
 
 # %% tags=["parameters"]
 from unet_lib import recipe
-from unet_lib.workspace import cityscapes_dir, quick_mode, repo_root, shown
+from unet_lib.profiles import notebook_profile
+from unet_lib.workspace import repo_root
 
-QUICK = quick_mode()  # UNET_QUICK=1: sample data, 64x128 pictures, a small U-Net, one CPU thread
+QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU, full with one
 # Recipes (unet_lib/config.py): "cityscapes-original" (the original project's: 160x320, Adam at 1e-4, constant lr),
 # "cityscapes-recommended" (256x512, AdamW with a one-cycle schedule) and "cityscapes-quick" (quick mode: a small
 # network on 64x128 pictures; the one-cycle schedule learns in a few short epochs, where a constant 1e-4 would not).
 RECIPE = "cityscapes-quick" if QUICK else "cityscapes-original"
-config = recipe(RECIPE, data_dir=str(cityscapes_dir()))
+# Change the recipe here, e.g. recipe(RECIPE, block="residual") or recipe(RECIPE, num_epochs=60) (exercises).
+config = recipe(RECIPE)  # data_dir: data/cityscapes, or sample data (data/quick/cityscapes in quick mode)
 THREADS = 1 if QUICK else None  # CPU threads; one thread gives a tiny network the same run everywhere
 MIOU_FLOOR = 0.10 if QUICK else None  # quick mode checks the validation mIoU against this
 # On a CPU, keeping freed memory for reuse makes training steps much faster (no fresh pages to zero-fill),
@@ -42,11 +46,14 @@ KEEP_FREED_MEMORY = not QUICK
 OUT_BASE = repo_root() / "models" / "notebooks" / "cityscapes"  # each run gets a new run-NNN folder here
 
 # %%
+import dataclasses
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from unet_lib import (
     IGNORE_INDEX,
@@ -64,6 +71,7 @@ from unet_lib.checkpoint import new_run_dir
 from unet_lib.cityscapes_eval import evaluate_cityscapes
 from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
 from unet_lib.predict import predict_labels, predict_logits
+from unet_lib.profiles import describe_profile, time_training_step
 from unet_lib.runtime import keep_freed_memory, pick_device
 from unet_lib.viz import (
     LiveHistory,
@@ -74,10 +82,14 @@ from unet_lib.viz import (
     show_class_colors,
     show_label_map,
 )
+from unet_lib.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
 
-plt.rcParams["figure.dpi"] = 80  # modest pictures keep the notebook light
-seed_everything(config.seed, threads=THREADS)
+plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook light
 device = pick_device(config.device)
+seed_everything(config.seed, threads=THREADS)
+runs = [data_sizes("cityscapes", QUICK), ("the real Cityscapes fine annotations (cited)", *REAL_SIZES["cityscapes"])]
+print(describe_profile(RECIPE, config, WHY, time_training_step(config, device), runs, QUICK))
+config = dataclasses.replace(config, data_dir=str(cityscapes_dir()))  # sample data is written now if absent
 print(f"{shown(config.data_dir)}: {config.image_size[0]}x{config.image_size[1]} pictures, widths {config.features}")
 print(f"{config.num_epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, on {device}")
 
@@ -114,23 +126,30 @@ show_label_map(image, labels, title=f"Validation picture {val_set.ids[0]}")
 # %% [markdown]
 # ### How often each class appears
 #
-# Road, building and vegetation cover most pixels; poles, traffic lights, riders and bicycles only a
-# tiny share. The scale is logarithmic: each step up is ten times more pixels. A network that ignored
-# the rare classes would still get most pixels right, which is why pixel accuracy flatters and the
-# *mean IoU over classes* is the score that counts.
+# In real street scenes road, building and vegetation cover most pixels; poles, traffic lights, riders
+# and bicycles only a tiny share. The figure counts the data this notebook reads: on the sample data
+# (the committed outputs) the shares are the generator's, not a real city's, but just as unequal. The
+# scale is logarithmic: each step up is ten times more pixels. A network that ignored the rare
+# classes would still get most pixels right, which is why pixel accuracy flatters and the *mean IoU
+# over classes* is the score that counts.
 
 # %%
 frequencies = class_frequencies(train_set)  # (19,) share of labelled pixels, at the files' resolution
-display(plot_class_frequencies(frequencies, CLASS_NAMES, title="Class frequencies in the training set"))
+title = f"Class frequencies in {shown(config.data_dir)}, training split"
+display(plot_class_frequencies(frequencies, CLASS_NAMES, title=title))
+order = np.argsort(frequencies)[::-1]
+print("most pixels:", ", ".join(f"{CLASS_NAMES[i]} {frequencies[i]:.1%}" for i in order[:3]))
+print("fewest:", ", ".join(f"{CLASS_NAMES[i]} {frequencies[i]:.2%}" for i in order[::-1][:3] if frequencies[i] > 0))
 print("absent from the training set:", [n for n, f in zip(CLASS_NAMES, frequencies, strict=True) if f == 0] or "none")
 
 # %% [markdown]
 # ## Ignoring pixels: `ignore_index=255`
 #
 # Some pixels have no class we want to learn: unlabelled regions, the car's own bonnet, classes the
-# benchmark leaves out, and the border that rotations and crops pad in. They all carry 255, and
-# `nn.CrossEntropyLoss(ignore_index=255)` skips them: they add nothing to the loss, nothing to the
-# gradient, and the mean is taken over the remaining pixels. The metrics skip them the same way.
+# benchmark leaves out. They carry 255, and so does the border that augmentation pads in when it
+# shifts or turns a picture (the label map is padded with 255, the photo with black).
+# `nn.CrossEntropyLoss(ignore_index=255)` skips these pixels: they add nothing to the loss, nothing
+# to the gradient, and the mean is taken over the remaining pixels. The metrics skip them the same way.
 # Without it, the network would have to predict a 20th "don't know" class, or be punished for any
 # answer on pixels nobody labelled.
 #
@@ -150,6 +169,28 @@ assert torch.allclose(loss_fn(logits, target), by_hand)
 some = range(min(len(train_set), 100))  # the first 100 label maps are plenty for a share
 ignored = np.mean([(train_set.read_labels(i) == IGNORE_INDEX).float().mean().item() for i in some])
 print(f"ignored pixels in the training pictures: {ignored:.1%}")
+
+# %% [markdown]
+# **Forget `ignore_index` and it fails loudly.** A plain cross-entropy is handed a label 255 where it
+# expects a class between 0 and 18, and refuses:
+
+# %%
+try:
+    F.cross_entropy(logits, target)  # no ignore_index: 255 is not a class
+except (IndexError, RuntimeError) as err:
+    print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
+
+# %% [markdown]
+# **What a loss of 3 means.** A network that knows nothing gives every class the same probability,
+# 1/19, and its cross-entropy is $-\ln(1/19) = \ln 19 \approx 2.94$ on every pixel. That is the number
+# to compare the first epochs' losses with. The random logits above are not uniform: confidently wrong
+# answers cost more than a shrug, so their loss is above $\ln 19$.
+
+# %%
+uniform = F.cross_entropy(torch.zeros_like(logits), target, ignore_index=IGNORE_INDEX)
+print(f"ln 19 = {math.log(NUM_CLASSES):.4f}; cross-entropy of a uniform guess: {uniform:.4f}")
+print(f"random logits: {loss_fn(logits, target):.4f}")
+assert abs(uniform.item() - math.log(NUM_CLASSES)) < 1e-6
 
 # %% [markdown]
 # ## Training
@@ -176,6 +217,35 @@ history = train(
 best = max(history, key=lambda row: row["val_miou"])
 print(
     f"best epoch {best['epoch']}: validation mIoU {best['val_miou']:.3f}, pixel accuracy {best['val_pixel_accuracy']:.3f}"
+)
+
+# %% [markdown]
+# **Reading the curves**, computed from the history: the first loss against the $\ln 19$ of a uniform
+# guess, and whether the validation loss kept falling with the training loss. When the training loss
+# falls and the validation loss does not, the network is learning its few training pictures by heart
+# (*overfitting*): more data, or more augmentation, is the cure.
+
+# %%
+half = len(history) // 2
+train_drop = history[half]["train_loss"] - history[-1]["train_loss"]
+val_drop = history[half]["val_loss"] - history[-1]["val_loss"]
+display(
+    Markdown(
+        f"- Epoch 1: training loss {history[0]['train_loss']:.2f}, against ln 19 = {math.log(NUM_CLASSES):.2f}.\n"
+        f"- From epoch {history[half]['epoch']} to {history[-1]['epoch']}: the training loss fell by {train_drop:.3f},"
+        f" the validation loss by {val_drop:.3f}"
+        + (
+            f": training learns its {len(train_set)} pictures by heart faster than it generalises."
+            if val_drop < 0.25 * train_drop
+            else "."
+        )
+        + f"\n- The best validation mIoU, {best['val_miou']:.3f}, came at epoch {best['epoch']} of {len(history)}"
+        + (
+            ": the later epochs lowered the training loss without improving it."
+            if best["epoch"] < len(history) - 2
+            else "."
+        )
+    )
 )
 
 # %% [markdown]
@@ -211,8 +281,7 @@ if MIOU_FLOOR is not None:
     assert scores["miou"] > 3 * baseline_scores["miou"]
 
 # %%
-plot_class_iou(scores["iou"], CLASS_NAMES, title=f"IoU per class on the validation set ({out_dir.name})")
-
+display(plot_class_iou(scores["iou"], CLASS_NAMES, title=f"IoU per class on the validation set ({out_dir.name})"))
 # %% [markdown]
 # ### At the labels' own resolution
 #
@@ -229,16 +298,35 @@ print(
 
 # %% [markdown]
 # Read the confusion matrix row by row: each row is one true class, divided by its pixel count, so the
-# diagonal is the share found (recall) and the rest of the row shows what it was mistaken for.
+# diagonal is the share found (recall) and the rest of the row shows what it was mistaken for. The
+# cell below names, for each class the network rarely gets right, what it takes that class for.
 
 # %%
-plot_confusion_matrix(official["mat"], CLASS_NAMES, title="Confusion matrix at full resolution (each row sums to 1)")
+display(plot_confusion_matrix(official["mat"], CLASS_NAMES, title="Confusion matrix at full resolution"))
+mat = torch.as_tensor(official["mat"]).double()
+present = mat.sum(1) > 0  # (19,) classes in the validation labels
+zero = [CLASS_NAMES[c] for c in range(NUM_CLASSES) if present[c] and not official["iou"][CLASS_NAMES[c]] > 0]
+print(f"{int(present.sum())} classes appear in the validation labels; {len(zero)} have IoU 0: {', '.join(zero)}")
+rows = mat / mat.sum(1, keepdim=True).clamp(min=1)  # (19, 19): share of each true class's pixels
+for c in torch.argsort(mat.sum(1), descending=True).tolist():
+    if mat[c].sum() == 0 or rows[c, c] >= 0.5:
+        continue  # absent, or found more often than not
+    other = int(torch.argmax(torch.cat([rows[c, :c], torch.tensor([-1.0]), rows[c, c + 1 :]])))
+    print(
+        f"{CLASS_NAMES[c]:14s} found {rows[c, c]:4.0%}; most often taken for {CLASS_NAMES[other]} ({rows[c, other]:.0%})"
+    )
+
+# %% [markdown]
+# Small and thin classes are taken for the big classes around them: at 64x128 a pole or a sign is a
+# pixel or two wide, and a network that has seen a class on a few pictures guesses its neighbour
+# instead. Similar-looking classes swap too (car, truck, bus are all boxes on wheels).
 
 # %% [markdown]
 # ## Predictions in colour
 #
-# Each row: the picture, the predicted classes, the ground truth. Black in the ground truth is
-# ignored; the prediction always names a class, even there.
+# Each row: the picture, the predicted classes, the ground truth, in the official colours. Black in
+# the ground truth is ignored; the prediction always names a class, even there. (Two official colours
+# are dark: truck is (0, 0, 70), nearly black; the legend names them.)
 
 # %%
 images, masks = next(iter(val_loader))
@@ -264,10 +352,45 @@ else:
     print("no original model under models/sem_segmentation/: see models/README.md to download it")
 
 # %% [markdown]
-# ## Takeaways
+# ### Reading quick-mode numbers
+#
+# Quick mode trains a small network for a few minutes on 8 sample pictures at 64x128; on the real data
+# the full profile trains the original's 31 M-parameter network at 160x320 on 2,975 pictures (cited).
+# The original project reported **86.7 % pixel accuracy** on Cityscapes (cited from its README; its
+# mIoU code was lost). The quick run's many classes at IoU 0 are what a few pictures at 64x128 give:
+# the big classes (road, building, sky, vegetation) are learnt first, which is why pixel accuracy
+# climbs long before the mIoU does. Judge a full run by its mIoU and per-class IoU.
+#
+# ## Summary
 #
 # - Multi-class segmentation is the same U-Net with `num_classes` output channels and a cross-entropy
 #   over them; `argmax` over channels gives the class map.
-# - One value, 255, marks pixels without a class; the loss (`ignore_index`), the confusion matrix and
-#   the padding of augmentations all skip it.
-# - Classes are very unbalanced: judge a model by mIoU and per-class IoU, not by pixel accuracy.
+# - One value, 255, marks pixels without a class: unlabelled regions and the padding augmentation adds.
+#   The loss (`ignore_index`) and the confusion matrix skip them; forget it and the loss fails.
+# - A uniform guess costs ln 19 ≈ 2.94 per pixel: the first epochs' losses are read against it.
+# - Classes are very unbalanced: judge a model by mIoU and per-class IoU, not by pixel accuracy, and
+#   read the confusion matrix to see what each class is taken for.
+#
+# ## Exercises
+#
+# 1. Train longer: `recipe(RECIPE, num_epochs=60)` in the parameters cell. Which classes leave IoU 0,
+#    and does the validation loss follow the training loss?
+# 2. `recipe(RECIPE, augment="none")`: does the gap between training and validation loss grow?
+# 3. `recipe(RECIPE, block="residual")` or `upsample="bilinear"`: compare the per-class IoU bars.
+# 4. Class-weighted cross-entropy: rare classes count more. Compute weights from `frequencies`
+#    (e.g. `w = np.median(frequencies[frequencies > 0]) / frequencies`, the *median frequency* rule),
+#    then score `torch.nn.CrossEntropyLoss(weight=torch.tensor(w, dtype=torch.float32), ignore_index=255)`
+#    on the random logits above: which pixels now dominate the loss?
+# 5. With the original project's Cityscapes model (see `models/README.md`), run the full-mode cell
+#    above and compare its per-class IoU with yours.
+#
+# ## Further reading
+#
+# - [The Cityscapes dataset](https://www.cityscapes-dataset.com/) and its benchmark scripts,
+#   [cityscapesScripts](https://github.com/mcordts/cityscapesScripts) (the label definitions and the
+#   official evaluation this notebook's `evaluate_cityscapes` follows).
+# - PyTorch: [`nn.CrossEntropyLoss`](https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html)
+#   (`ignore_index`, `weight`) and [`torchvision.datasets.Cityscapes`](https://pytorch.org/vision/stable/generated/torchvision.datasets.Cityscapes.html).
+#
+# **Next:** your own data. The end of `train_carvana` shows the `folder` layout for pictures and
+# masks of your own, and `python -m unet_lib check-data DIR` checks them before a long run.
