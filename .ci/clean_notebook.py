@@ -7,8 +7,8 @@
 - Every other widget (the ones that teach) keeps its saved state, so its controls show, but its
   output area and its text fallback say to run the notebook: the static figure after it is what a
   reader without a kernel sees (a saved copy inside the widget would only repeat it).
-- Widget model ids are renamed in order of appearance and execution timestamps removed, so a
-  second run changes only what truly varies.
+- Pieces of printed text are joined, cell ids and widget model ids are renamed in order of appearance and execution timestamps
+  removed, so a second run changes only what truly varies.
 - PNG figures are stored with a 128-colour palette (about a third of the bytes; at this size a
   figure looks the same).
 """
@@ -50,6 +50,19 @@ def is_progress_bar(output: dict) -> bool:
     return VIEW in output.get("data", {}) and bool(PROGRESS_BAR.search(text))
 
 
+def merge_streams(outputs: list[dict]) -> list[dict]:
+    """Consecutive stdout (or stderr) pieces as one output: how the kernel split them varies by run."""
+    merged: list[dict] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if last and output["output_type"] == last["output_type"] == "stream" and output["name"] == last["name"]:
+            text = "".join(last["text"]) + "".join(output["text"])
+            last["text"] = text.splitlines(keepends=True)
+        else:
+            merged.append(output)
+    return merged
+
+
 def reachable(state: dict, roots: list[str]) -> list[str]:
     """Widget models ``roots`` refer to, directly or through their children, in first-seen order."""
     seen: list[str] = []
@@ -66,11 +79,12 @@ def reachable(state: dict, roots: list[str]) -> list[str]:
 def clean(notebook: dict, name: str) -> dict:
     """The cleaned notebook (``name`` seeds the stable widget ids)."""
     roots = []
-    for cell in notebook["cells"]:
+    for number, cell in enumerate(notebook["cells"]):
         cell.get("metadata", {}).pop("execution", None)
+        cell["id"] = hashlib.md5(f"{name}:cell {number}".encode()).hexdigest()[:8]  # jupytext draws new ones
         if cell["cell_type"] != "code":
             continue
-        cell["outputs"] = [o for o in cell["outputs"] if not is_progress_bar(o)]
+        cell["outputs"] = merge_streams([o for o in cell["outputs"] if not is_progress_bar(o)])
         for output in cell["outputs"]:
             data = output.get("data", {})
             if VIEW in data:
