@@ -23,6 +23,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 VIEW = "application/vnd.jupyter.widget-view+json"
@@ -39,9 +40,15 @@ def compact_png(data: str) -> str:
     image = Image.open(io.BytesIO(raw))
     if image.mode == "P":
         return data  # already a palette image (cleaned before)
-    palette = image.convert("RGB").quantize(colors=COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    rgb = image.convert("RGB")
+    # Median cut weighs colours by their pixel count, so a colour bar's few pixels would share a handful
+    # of entries; adding every distinct colour once more (about a third of the weight) keeps its steps.
+    pixels = np.asarray(rgb).reshape(-1, 3)  # (H*W, 3)
+    distinct = np.unique(pixels, axis=0)
+    weighted = np.concatenate([pixels, np.repeat(distinct, max(1, len(pixels) // (2 * len(distinct))), axis=0)])
+    palette = Image.fromarray(weighted[None]).quantize(colors=COLORS, method=Image.Quantize.MEDIANCUT)
     out = io.BytesIO()
-    palette.save(out, "PNG", optimize=True)
+    rgb.quantize(palette=palette, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
     return base64.b64encode(out.getvalue()).decode() if out.tell() < len(raw) else data
 
 
