@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ipywidgets as widgets
-import numpy as np
 import torch
 from IPython.display import clear_output, display
 from matplotlib.figure import Figure
@@ -19,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from unet_lib.data.cityscapes import NUM_CLASSES
-from unet_lib.data.io import read_image
+from unet_lib.data.io import read_image, rgb_tensor
 from unet_lib.data.transforms import resize_pair
 from unet_lib.errors import InputError
 from unet_lib.predict import predict_labels, predict_logits
@@ -50,12 +49,7 @@ def decode_image(name: str, data: bytes) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):  # PIL's plugins raise all of these
         what = "an empty file" if not data else "not a picture, or a truncated one"
         raise InputError(f"{name}: {what}; expected an image file ({IMAGE_KINDS})") from None
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grayscale: scale to 8 bits by the type's range
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
-        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    rgb = np.array(image.convert("RGB"))  # palette, grayscale and RGBA (alpha dropped) become RGB
-    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
+    return rgb_tensor(image)
 
 
 def photo_logits(model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta: bool = False) -> torch.Tensor:

@@ -84,15 +84,20 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
     with _open(path) as opened:  # closes the file, whatever happens below
         if min_size is not None and opened.format == "JPEG":
             opened.draft("RGB", _draft_request(opened.size, min_size))
-        image = _load(opened, path)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
-            array = np.asarray(image, dtype=np.float64)
-            top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
-            image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (3, H, W)
+        return rgb_tensor(_load(opened, path))
+
+
+def rgb_tensor(image: Image.Image) -> torch.Tensor:
+    """A decoded PIL image as uint8 RGB ``[3, H, W]``: grayscale, palette, RGBA (alpha dropped) and
+    16-bit images converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
 
 
 def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
