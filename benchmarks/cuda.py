@@ -14,10 +14,9 @@ import torch
 from benchmarks.measure import Row, interleaved, median, speedup_row, spread
 from benchmarks.train_step import original_step
 from unet_lib.config import recipe
-from unet_lib.engine import build_model, train_one_epoch
 from unet_lib.losses import make_loss
-from unet_lib.optim import make_optimizer
 from unet_lib.runtime import autocast_dtype
+from unet_lib.training import Precision, build_model, make_optimizer, train_one_epoch
 
 TARGET_SPEEDUP = 2.0  # bf16 + channels_last (+ compile) against the original fp32 loop
 
@@ -53,7 +52,7 @@ def run(repeats: int, compile_model: bool = False) -> list[Row]:
     images = torch.rand(config.batch_size, 3, *config.image_size, device=device)  # (8, 3, 320, 480)
     masks = (torch.rand(config.batch_size, *config.image_size, device=device) > 0.5).long()  # (8, 320, 480)
     targets = masks[:, None].float()  # (8, 1, 320, 480)
-    loss_fn = make_loss(config.loss, config.num_classes)
+    loss_fn = make_loss(config.loss, 1)
 
     def original():
         model = copy.deepcopy(base).to(device)
@@ -65,17 +64,7 @@ def run(repeats: int, compile_model: bool = False) -> list[Row]:
         optimizer = make_optimizer(model, config)
         net = torch.compile(model) if compile_model else model
         batch = [(images, masks)]
-        return lambda: train_one_epoch(
-            net,
-            batch,
-            loss_fn,
-            optimizer,
-            device=device,
-            scaler=scaler,
-            amp_dtype=amp_dtype,
-            channels_last=True,
-            progress=False,
-        )
+        return lambda: train_one_epoch(net, batch, loss_fn, optimizer, precision=Precision(amp_dtype, scaler, True))
 
     name = f"{amp_dtype}".removeprefix("torch.") + " + channels_last" + (" + compile" if compile_model else "")
     peaks = {}

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from benchmarks.measure import Row, fresh_cache_dir, median, speedup_row, spread, timed
+from unet_lib.cli.cache import use_cache
 from unet_lib.config import TrainConfig
 from unet_lib.data import CarvanaDataset, build_datasets, build_loaders
 
@@ -46,9 +47,10 @@ class OriginalCarvana(Dataset):
 
 def original_pairs(dataset: CarvanaDataset) -> list[tuple[Path, Path]]:
     """(image, GIF mask) paths of the same images ``dataset`` reads."""
-    if dataset.mask_dir is None:
+    masks = [dataset.mask_source(i) for i in range(len(dataset))]
+    if any(mask.suffix != ".gif" for mask in masks):
         raise FileNotFoundError(f"{dataset.root}: the data benchmark needs the GIF masks in train_masks/")
-    return [(dataset.image_path(i), dataset.mask_dir / f"{stem}_mask.gif") for i, stem in enumerate(dataset.ids)]
+    return [(dataset.image_path(i), mask) for i, mask in enumerate(masks)]
 
 
 def _epoch(loader: DataLoader) -> int:
@@ -99,7 +101,7 @@ def run(data_dir: Path, epochs: int, repeats: int, workers: int, compare: int, l
             plain.append(timed(lambda: _epoch(original_loader)))
         with fresh_cache_dir():  # a new, empty cache every round: its first epoch includes building it
             started = time.perf_counter()
-            train, _ = build_datasets(config)
+            train = use_cache(build_datasets(config)[0], config.cache)
             loader = build_loaders(config, train, train)[0]  # the validation loader is unused
             _epoch(loader)
             ours = [time.perf_counter() - started] + [

@@ -17,19 +17,20 @@ import torch
 from torch import nn
 
 from benchmarks.measure import Row
-from unet_lib.carvana_eval import write_submission
+from unet_lib.cli.carvana import write_submission
+from unet_lib.cli.pictures import Inference
 from unet_lib.data import CarvanaDataset
 
 
 def submission_seconds(model: nn.Module, paths: list[Path], size: tuple[int, int], workers: int) -> float:
     """Wall-clock seconds of ``write_submission`` over ``paths``, its rows checked."""
-    device = torch.device("cpu")
     with tempfile.TemporaryDirectory() as scratch:
         csv_path = Path(scratch) / "submission.csv"
         # Warm-up on one image (first-call set-up); the timed run includes starting its workers.
-        write_submission(model, paths[:1], csv_path, size, device, num_workers=0, progress=False)
+        write_submission(model, paths[:1], csv_path, Inference(size, progress=False))
         started = time.perf_counter()
-        write_submission(model, paths, csv_path, size, device, num_workers=workers, overwrite=True, progress=False)
+        how = Inference(size, num_workers=workers, progress=False)
+        write_submission(model, paths, csv_path, how, overwrite=True)
         seconds = time.perf_counter() - started
         with open(csv_path, newline="") as f:
             rows = list(csv.reader(f))[1:]

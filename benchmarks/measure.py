@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from unet_lib.data.cache import CACHE_ENV
+from unet_lib.cli.cache import CACHE_ENV
 
 
 @dataclass

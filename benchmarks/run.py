@@ -91,7 +91,7 @@ def sample_data(folder: Path, cars: int) -> Path:
     """``folder`` when it exists; otherwise sample Carvana data (1918x1280 JPEG + GIF masks) written there."""
     if folder.exists():
         return folder
-    from unet_lib.data.sample import write_carvana_sample
+    from unet_lib.cli.sample import write_carvana_sample
 
     print(f"{folder} is absent: writing {cars} sample cars there (1918x1280 JPEGs and GIF masks)", flush=True)
     started = time.perf_counter()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.measure import Row, fresh_cache_dir, speedup_row
+from unet_lib.cli.cache import use_cache
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
 
@@ -110,7 +111,7 @@ def epoch(loader, watch: MemoryWatch) -> int:
 def measure(config: TrainConfig, watch: MemoryWatch) -> dict:
     """Cold (workers started, first epoch, the cache filled) and warm (second epoch) images/s and peak PSS of a cache."""
     with fresh_cache_dir() as folder:
-        train, _ = build_datasets(config)
+        train = use_cache(build_datasets(config)[0], config.cache)
         watch.take()
         started = time.perf_counter()
         loader = build_loaders(config, train, train)[0]  # makes the empty cache file; the validation loader is unused

@@ -14,15 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from benchmarks.measure import Row
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate, train_one_epoch
+from unet_lib.evaluation import Scores, evaluate
 from unet_lib.losses import make_loss
-from unet_lib.optim import make_optimizer, make_scheduler
 from unet_lib.runtime import seed_everything
+from unet_lib.training import build_model, make_optimizer, make_scheduler, train_one_epoch
 
 TARGET_DICE = 0.97
 TARGET_SPEEDUP = 2.0
@@ -52,18 +50,15 @@ def train_until(
     seed_everything(config.seed)
     train_set, val_set = build_datasets(config)
     train_loader, val_loader = build_loaders(config, train_set, val_set)
-    device = torch.device("cpu")
     model = build_model(config)
-    loss_fn = make_loss(config.loss, config.num_classes)
+    loss_fn = make_loss(config.loss, 1)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(train_loader))
     dices: list[float] = []
     started = time.perf_counter()
     for epoch in range(1, min(max_epochs or config.num_epochs, config.num_epochs) + 1):
-        train_one_epoch(
-            model, train_loader, loss_fn, optimizer, device=device, scheduler=scheduler, epoch=epoch, progress=False
-        )
-        dices.append(evaluate(model, val_loader, loss_fn, device, config.num_classes, progress=False)["dice"])
+        train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, epoch=epoch)
+        dices.append(evaluate(model, val_loader, [Scores(1)], loss_fn)["dice"])
         seconds = time.perf_counter() - started
         print(f"    {name}: epoch {epoch}, val Dice {dices[-1]:.4f}, {seconds:.0f} s", flush=True)
         if dices[-1] >= target:

@@ -22,10 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.measure import Row, interleaved, measured_peak, median, spec_peak, speedup_row, spread
 from unet_lib.config import TrainConfig, recipe
-from unet_lib.engine import build_model, train_one_epoch
 from unet_lib.losses import make_loss
-from unet_lib.optim import make_optimizer
 from unet_lib.runtime import keep_freed_memory
+from unet_lib.training import Precision, build_model, make_optimizer, train_one_epoch
 
 TARGET_SPEEDUP = 1.0
 TARGET_FLOP_SHARE = 0.5  # the aim: half of the cores' peak
@@ -46,7 +45,7 @@ def step_flops(config: TrainConfig, batch_size: int) -> int:
         images = torch.empty(batch_size, 3, *config.image_size)
         masks = torch.zeros(batch_size, *config.image_size, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
-        make_loss(config.loss, config.num_classes)(model(images), masks).backward()
+        make_loss(config.loss, 1)(model(images), masks).backward()
     return counter.get_total_flops()
 
 
@@ -69,19 +68,11 @@ def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -
         channels_last = name.endswith("channels_last")
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        optimizer, loss_fn = make_optimizer(model, config), make_loss(config.loss, config.num_classes)
+        optimizer, loss_fn = make_optimizer(model, config), make_loss(config.loss, 1)
         batch = [(images, masks)]
 
         def step():
-            train_one_epoch(
-                model,
-                batch,
-                loss_fn,
-                optimizer,
-                device=torch.device("cpu"),
-                channels_last=channels_last,
-                progress=False,
-            )
+            train_one_epoch(model, batch, loss_fn, optimizer, precision=Precision(channels_last=channels_last))
 
     conn.send("ready")
     while conn.recv() == "step":

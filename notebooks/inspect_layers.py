@@ -30,7 +30,7 @@
 # or `1` forces either.
 
 # %% tags=["parameters"]
-from unet_lib.profiles import notebook_profile
+from unet_lib.cli.profiles import notebook_profile
 
 QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU (sample data)
 CHECKPOINT = None  # a path to a best.pt, or None for train_carvana's newest (else the newest under models/)
@@ -51,10 +51,10 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from unet_lib import build_datasets, build_model, capture, evaluate, layer_names, make_loss, model_from_checkpoint
 from unet_lib.checkpoint import checkpoint_config
-from unet_lib.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
+from unet_lib.inspect.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
 from unet_lib.metrics import dice_per_image
 from unet_lib.model import UNet, count_parameters
-from unet_lib.predict import predict_labels
+from unet_lib.evaluation import predict_labels
 from unet_lib.runtime import seed_everything
 from unet_lib.viz import (
     show_activation_rows,
@@ -64,8 +64,8 @@ from unet_lib.viz import (
     show_predictions,
     show_receptive_fields,
 )
-from unet_lib.widgets import LayerExplorer
-from unet_lib.workspace import carvana_checkpoint, carvana_dir, shown
+from unet_lib.viz.widgets import LayerExplorer
+from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, shown
 
 plt.rcParams["figure.dpi"] = 56  # many figures here: modest pictures keep the notebook light
 print(f"{'quick' if QUICK else 'full'} profile: {WHY}")
@@ -136,7 +136,7 @@ print(
 assert (kept["same"] >= 0).all() and (kept["copy"] < 0).any()  # the ReLU wrote its zeros into the uncopied one
 
 # %% [markdown]
-# `unet_lib.activations.capture` does this for several layers at once, with copies. It is a *context
+# `unet_lib.inspect.hooks.capture` does this for several layers at once, with copies. It is a *context
 # manager*: the hooks exist only inside the `with` block and are removed when it ends, even when the
 # forward pass raises. With `capture_inputs=True` it also registers **forward pre-hooks**, which
 # PyTorch calls *before* `forward` with the module's inputs: `ups.0` receives twice the channels of

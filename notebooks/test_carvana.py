@@ -25,7 +25,7 @@
 # profile (small sample data); `UNET_QUICK=0` or `1` forces either.
 
 # %% tags=["parameters"]
-from unet_lib.profiles import notebook_profile
+from unet_lib.cli.profiles import notebook_profile
 
 QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU (small sample data)
 # CHECKPOINT: None for train_carvana's newest best.pt (else the newest under models/, trained now if there is none);
@@ -60,14 +60,14 @@ from unet_lib import (
     model_from_checkpoint,
     seed_everything,
 )
-from unet_lib.carvana_eval import DEFAULT_THRESHOLDS, evaluate_carvana, sweep_thresholds
+from unet_lib.cli.carvana import DEFAULT_THRESHOLDS, evaluate_carvana, sweep_thresholds
 from unet_lib.checkpoint import checkpoint_config
 from unet_lib.data.carvana import car_of
-from unet_lib.photo import PhotoPredictor
-from unet_lib.predict import predict_items
+from unet_lib.viz.photo_widget import PhotoPredictor
+from unet_lib.evaluation import predict_items
 from unet_lib.runtime import pick_device
-from unet_lib.viz import plot_histograms, plot_threshold_sweep, show_error_maps, show_gallery
-from unet_lib.workspace import carvana_checkpoint, carvana_dir, repo_root
+from unet_lib.viz import RowLabels, plot_histograms, plot_threshold_sweep, show_error_maps, show_gallery
+from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook file small
 seed_everything(0, threads=THREADS)
@@ -272,7 +272,11 @@ if (data_dir / "test").is_dir():
     images, probs, _ = predict_items(model, test_set, picks)
     display(
         show_gallery(
-            images, probs, names=[test_set.ids[i] for i in picks], threshold=THRESHOLD, title="Test photos (no masks)"
+            images,
+            probs,
+            labels=RowLabels(names=[test_set.ids[i] for i in picks]),
+            threshold=THRESHOLD,
+            title="Test photos (no masks)",
         )
     )
 else:
@@ -299,8 +303,7 @@ show_gallery(
     images,
     probs,
     masks,
-    names=[train_set.ids[i] for i in picks],
-    scores=photo_dice.tolist(),
+    labels=RowLabels(names=[train_set.ids[i] for i in picks], scores=photo_dice.tolist()),
     threshold=THRESHOLD,
     title="Training photos through the original project's augmentation",
 )

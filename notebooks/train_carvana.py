@@ -38,7 +38,7 @@ import dataclasses
 import os
 
 from unet_lib import recipe
-from unet_lib.profiles import notebook_profile
+from unet_lib.cli.profiles import notebook_profile
 
 QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU, full with one
 # Profiles (recipes in unet_lib/config.py), for full mode:
@@ -81,20 +81,20 @@ from unet_lib import (
     seed_everything,
     train,
 )
-from unet_lib.baselines import mean_mask_dice, threshold_dice
-from unet_lib.carvana_eval import mask_coverage
+from unet_lib.cli.baselines import mean_mask_dice, threshold_dice
+from unet_lib.cli.carvana import mask_coverage
 from unet_lib.checkpoint import new_run_dir
 from unet_lib.data.carvana import car_of
-from unet_lib.demo import stack_dataset
+from unet_lib.cli.demo import stack_dataset
 from unet_lib.losses import soft_dice
 from unet_lib.metrics import binary_counts, binary_scores
-from unet_lib.optim import WARMUP_SHARE, make_optimizer, make_scheduler
-from unet_lib.predict import predict_items, predict_labels
-from unet_lib.profiles import describe_profile, time_training_step
+from unet_lib.training import WARMUP_SHARE, make_optimizer, make_scheduler
+from unet_lib.evaluation import predict_items, predict_labels
+from unet_lib.cli.profiles import describe_profile, time_training_step
 from unet_lib.runtime import keep_freed_memory, pick_device
-from unet_lib.summary import format_summary, model_summary
-from unet_lib.viz import LiveHistory, plot_histograms, show_before_after, show_gallery
-from unet_lib.workspace import REAL_SIZES, carvana_dir, data_sizes, repo_root, shown
+from unet_lib.inspect.summary import format_summary, model_summary
+from unet_lib.viz import LiveHistory, RowLabels, plot_histograms, show_before_after, show_gallery
+from unet_lib.cli.workspace import REAL_SIZES, carvana_dir, data_sizes, repo_root, shown
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook file small
 device = pick_device(config.device)
@@ -533,8 +533,7 @@ show_gallery(
     images,
     probs,
     masks,
-    names=[val_set.ids[i] for i in picks],
-    scores=dice.tolist(),
+    labels=RowLabels(names=[val_set.ids[i] for i in picks], scores=dice.tolist()),
     threshold=config.threshold,
     title="Held-out cars",
 )

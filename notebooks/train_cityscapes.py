@@ -28,8 +28,8 @@
 
 # %% tags=["parameters"]
 from unet_lib import recipe
-from unet_lib.profiles import notebook_profile
-from unet_lib.workspace import repo_root
+from unet_lib.cli.profiles import notebook_profile
+from unet_lib.cli.workspace import repo_root
 
 QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick without a GPU, full with one
 # Recipes (unet_lib/config.py): "cityscapes-original" (the original project's: 160x320, Adam at 1e-4, constant lr),
@@ -68,10 +68,10 @@ from unet_lib import (
     train,
 )
 from unet_lib.checkpoint import new_run_dir
-from unet_lib.cityscapes_eval import evaluate_cityscapes
+from unet_lib.cli.cityscapes import evaluate_cityscapes
 from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
-from unet_lib.predict import predict_labels, predict_logits
-from unet_lib.profiles import describe_profile, time_training_step
+from unet_lib.evaluation import predict_labels, predict_logits
+from unet_lib.cli.profiles import describe_profile, time_training_step
 from unet_lib.runtime import keep_freed_memory, pick_device
 from unet_lib.viz import (
     LiveHistory,
@@ -82,7 +82,7 @@ from unet_lib.viz import (
     show_class_colors,
     show_label_map,
 )
-from unet_lib.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
+from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook light
 device = pick_device(config.device)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unet_lib.data.cache import CACHE_ENV
+from unet_lib.cli.cache import CACHE_ENV
 
 
 def rle_by_hand(mask: np.ndarray) -> str:

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torchvision.models import feature_extraction
 
-from unet_lib.activations import capture, layer_names
 from unet_lib.errors import InputError
+from unet_lib.inspect.hooks import capture, layer_names
 from unet_lib.model import UNet
 
 NODES = ["downs.0", "bottleneck", "upconvs.0", "ups.1", "final_conv"]

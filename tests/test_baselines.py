@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from unet_lib.baselines import NUM_THRESHOLDS, mean_mask_dice, threshold_dice
+from unet_lib.cli.baselines import NUM_THRESHOLDS, mean_mask_dice, threshold_dice
 from unet_lib.errors import InputError
 
 

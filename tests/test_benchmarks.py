@@ -21,10 +21,10 @@ from benchmarks import run
 from benchmarks.data_pipeline import SIZE, TARGET_MASK_AGREEMENT, TARGET_PSNR, OriginalCarvana, original_pairs, psnr
 from benchmarks.measure import Row
 from benchmarks.train_step import step_flops
+from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.config import recipe
 from unet_lib.data import CarvanaDataset
-from unet_lib.data.sample import write_carvana_sample
-from unet_lib.engine import build_model
+from unet_lib.training import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 # The rows of a quick run (run.QUICK's sizes); the CUDA rows depend on the machine.

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, sync_playwright
 
-from unet_lib import workspace
+from unet_lib.cli import workspace
 
 pytestmark = pytest.mark.browser
 

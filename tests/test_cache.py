@@ -14,10 +14,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from unet_lib import InputError
+from unet_lib.cli.cache import CACHE_ENV, build_cache, cache_mode, use_cache
+from unet_lib.cli.sample import write_carvana_sample, write_cityscapes_sample
+from unet_lib.cli.sample.common import WriteOptions
 from unet_lib.config import TrainConfig
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_loaders
-from unet_lib.data.cache import CACHE_ENV, build_cache, cache_mode
-from unet_lib.data.sample import write_carvana_sample, write_cityscapes_sample
 
 SIZE = (64, 96)  # (H, W) the tests resize to
 
@@ -32,14 +33,14 @@ def cache_folder(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def carvana_sample(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("carvana")
-    write_carvana_sample(root, num_cars=3, size=(240, 160), seed=1, num_test_cars=1)
+    write_carvana_sample(root, num_cars=3, size=(240, 160), num_test_cars=1, options=WriteOptions(seed=1))
     return root
 
 
 @pytest.fixture(scope="module")
 def cityscapes_sample(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cityscapes")
-    write_cityscapes_sample(root, num_images=3, size=(256, 128), seed=1, coarse=False)
+    write_cityscapes_sample(root, num_images=3, size=(256, 128), coarse=False, options=WriteOptions(seed=1))
     return root
 
 
@@ -60,8 +61,8 @@ def files_under(root: Path) -> dict[str, int]:
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_carvana_cached_pictures_equal_the_uncached_ones(carvana_sample, cache_folder, split):
     before = files_under(carvana_sample)
-    cached = CarvanaDataset(carvana_sample, split, size=SIZE, cache="disk")
-    assert_same(cached, CarvanaDataset(carvana_sample, split, size=SIZE, cache="none"))
+    cached = use_cache(CarvanaDataset(carvana_sample, split, size=SIZE), "disk")
+    assert_same(cached, use_cache(CarvanaDataset(carvana_sample, split, size=SIZE), "none"))
     assert_same(cached, cached)  # the second pass reads the file
     assert cached.cache.path.parent == cache_folder and cached.cache.path.is_file()
     assert files_under(carvana_sample) == before  # nothing written into the data folder
@@ -69,16 +70,16 @@ def test_carvana_cached_pictures_equal_the_uncached_ones(carvana_sample, cache_f
 
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_cityscapes_cached_pictures_equal_the_uncached_ones(cityscapes_sample, cache_folder, split):
-    cached = CityscapesDataset(cityscapes_sample, split, size=SIZE, cache="disk")
-    assert_same(cached, CityscapesDataset(cityscapes_sample, split, size=SIZE, cache="none"))
+    cached = use_cache(CityscapesDataset(cityscapes_sample, split, size=SIZE), "disk")
+    assert_same(cached, use_cache(CityscapesDataset(cityscapes_sample, split, size=SIZE), "none"))
     assert len(list(cache_folder.glob("*.pictures"))) == 1
 
 
 def test_loaders_with_two_workers_read_the_same_pictures(carvana_sample, cache_folder):
     config = TrainConfig(data_dir=str(carvana_sample), image_size=SIZE, augment="none", batch_size=4, num_workers=2)
     reference = CarvanaDataset(carvana_sample, "val", size=SIZE)
-    val = CarvanaDataset(carvana_sample, "val", size=SIZE, cache=config.cache)
-    train = CarvanaDataset(carvana_sample, "train", size=SIZE, cache=config.cache)
+    val = use_cache(CarvanaDataset(carvana_sample, "val", size=SIZE), config.cache)
+    train = use_cache(CarvanaDataset(carvana_sample, "train", size=SIZE), config.cache)
     _, val_loader = build_loaders(config, train, val)
     assert val.cache.path.is_file() and train.cache.path.is_file()  # made before the workers start
     expected = pictures(reference)
@@ -90,7 +91,7 @@ def test_loaders_with_two_workers_read_the_same_pictures(carvana_sample, cache_f
 
 
 def test_cityscapes_through_two_workers(cityscapes_sample, cache_folder):
-    dataset = CityscapesDataset(cityscapes_sample, "train", size=SIZE, cache="disk")
+    dataset = use_cache(CityscapesDataset(cityscapes_sample, "train", size=SIZE), "disk")
     build_cache(dataset, workers=2, progress=False)  # decoded in two processes
     assert dataset.cache.open().table.all()
     loader = DataLoader(dataset, batch_size=2, num_workers=2)
@@ -103,14 +104,14 @@ def test_cityscapes_through_two_workers(cityscapes_sample, cache_folder):
 def test_a_changed_picture_rebuilds_the_cache(tmp_path, cache_folder):
     root = tmp_path / "carvana"
     make_carvana_tree(root)
-    first = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    first = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     first[0]
     old = first.cache.path
     path = first.image_path(0)
     noise = np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8)
     Image.fromarray(noise).save(path, quality=80)  # new content, new size and modification time
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
-    second = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    second = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     assert_same(second, CarvanaDataset(root, "train", size=(16, 24)))
     assert second.cache.path != old and not old.exists()  # the stale file is gone
     assert sorted(p.name for p in cache_folder.glob("*.pictures")) == [second.cache.path.name]
@@ -120,7 +121,7 @@ def test_a_changed_picture_rebuilds_the_cache(tmp_path, cache_folder):
 def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, cache_folder, damage):
     root = tmp_path / "carvana"
     make_carvana_tree(root, masks="csv")
-    built = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    built = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     build_cache(built, progress=False)
     path, layout = built.cache.path, built.cache.open().layout
     data = bytearray(path.read_bytes())
@@ -135,24 +136,26 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, cache_folder, 
     else:
         data[layout.images_at + 3 * layout.image_bytes + 100] ^= 0xFF  # one byte of the fourth picture
     path.write_bytes(bytes(data))
-    dataset = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
     if damage == "pixels":
+        dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
         dataset[0]  # an intact slot reads quietly
         with pytest.warns(UserWarning, match=r"\.pictures: slot 3 fails its checksum; decoding the picture again$"):
             dataset[3]
     else:
         with pytest.warns(UserWarning, match=r"cache file is truncated or corrupt \(.*\); making it anew$"):
-            dataset[0]
+            dataset = use_cache(
+                CarvanaDataset(root, "train", size=(16, 24)), "disk"
+            )  # checked before any worker starts
     assert_same(dataset, CarvanaDataset(root, "train", size=(16, 24)))
     assert dataset.cache.open().table.all()  # whole again, every slot filled
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert_same(CarvanaDataset(root, "train", size=(16, 24), cache="disk"), dataset)
+        assert_same(use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk"), dataset)
 
 
 def fill_in_another_process(root: str, cache: str, how: str, start, counts) -> None:
     os.environ[CACHE_ENV] = cache
-    dataset = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     decode, decoded = dataset.cache.decode, []
     dataset.cache.decode = lambda index: decoded.append(index) or decode(index)
     start.wait()
@@ -179,10 +182,10 @@ def test_two_processes_filling_at_once_leave_one_whole_file(tmp_path, cache_fold
     for process in processes:
         process.join(timeout=120)
     assert [process.exitcode for process in processes] == [0, 0]
-    dataset = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     decoded = sum(counts.get(timeout=5) for _ in processes)
-    if how == "build":
-        assert decoded == len(dataset)  # one process at a time: each picture decoded once
+    if how == "build":  # one process at a time: each picture decoded once (the first when the file was made)
+        assert decoded == len(dataset) - 1
     assert dataset.cache.open().table.all()
     assert [p.name for p in cache_folder.glob("*.pictures")] == [dataset.cache.locate().name]
     assert not list(cache_folder.glob("*.tmp"))
@@ -194,7 +197,7 @@ def test_two_processes_filling_at_once_leave_one_whole_file(tmp_path, cache_fold
 def test_a_subset_builds_only_its_items_and_reading_fills_the_rest(tmp_path, cache_folder):
     root = tmp_path / "carvana"
     make_carvana_tree(root)
-    dataset = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     build_cache(Subset(Subset(dataset, [5, 1, 3]), [0, 2]), progress=False)  # items 5 and 3
     assert np.flatnonzero(dataset.cache.open().table).tolist() == [0, 3, 5]  # 0: made with the file, for its shapes
     assert_same(dataset, CarvanaDataset(root, "train", size=(16, 24)))
@@ -205,7 +208,7 @@ def test_a_bad_file_stops_the_build_with_its_name(tmp_path, cache_folder):
     root = tmp_path / "carvana"
     ids = make_carvana_tree(root)
     (root / "train" / f"{ids[3]}.jpg").write_bytes(b"not a picture")
-    dataset = CarvanaDataset(root, "train", size=(16, 24), cache="disk")
+    dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
     for workers in (0, 2):
         with pytest.raises(InputError, match=f"^{root / 'train' / ids[3]}.jpg: not a readable image") as err:
             build_cache(dataset, workers=workers, progress=False)
@@ -219,11 +222,11 @@ def test_modes_and_the_older_true_false(carvana_tree, cache_folder):
         cache_mode("ram")
     assert TrainConfig().cache == "disk" and TrainConfig(cache=True).cache == "memory"
     assert TrainConfig.from_dict({**TrainConfig().to_dict(), "cache": False}).cache == "none"
-    memory = CarvanaDataset(carvana_tree, "train", size=(16, 24), cache=True)
+    memory = use_cache(CarvanaDataset(carvana_tree, "train", size=(16, 24)), True)
     assert_same(memory, CarvanaDataset(carvana_tree, "train", size=(16, 24)))
     assert len(memory.cache.memory) == len(memory) and not cache_folder.exists()
     with pytest.warns(UserWarning, match="cannot share one file"):
-        full_size = CarvanaDataset(carvana_tree, "train", cache="disk")  # pictures of any size: read each time
+        full_size = use_cache(CarvanaDataset(carvana_tree, "train"), "disk")  # pictures of any size: read each time
     assert full_size.cache.mode == "none"
     assert_same(full_size, CarvanaDataset(carvana_tree, "train"))
     assert not cache_folder.exists()

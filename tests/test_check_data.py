@@ -7,8 +7,8 @@ from folder_trees import listing, make_folder_tree
 from PIL import Image
 
 from unet_lib.cli import main
+from unet_lib.cli.check_report import class_weights, report_lines
 from unet_lib.data.check import check_tree, detect_dataset
-from unet_lib.data.check_report import class_weights, report_lines
 from unet_lib.errors import InputError
 
 
@@ -165,7 +165,7 @@ def test_carvana_and_cityscapes_trees(tmp_path, capsys):
         for label in (tmp_path / "coarse" / "gtFine" / split).rglob("*.png"):
             label.unlink()
     assert check_tree(tmp_path / "coarse", mode="coarse", progress=False).ok  # gtCoarse is what coarse training reads
-    assert "image without mask" in check_tree(tmp_path / "coarse", progress=False).problems[0]
+    assert "image without labels" in check_tree(tmp_path / "coarse", progress=False).problems[0]
     (tmp_path / "carvana" / "train_masks" / "000000000001_02_mask.gif").unlink()
     code, lines = run_check(capsys, tmp_path / "carvana")
     assert code == 2 and f"{tmp_path / 'carvana' / 'train' / '000000000001_02.jpg'}: image without mask" in lines[-2]

@@ -12,19 +12,24 @@ from PIL import Image
 from torchvision.datasets import Cityscapes
 
 from unet_lib import InputError, UNet
-from unet_lib.cityscapes_eval import (
-    CATEGORY_NAMES,
-    VOID,
-    cityscapes_scores,
-    evaluate_cityscapes,
-    write_cityscapes_predictions,
-)
+from unet_lib.cli.cityscapes import write_cityscapes_predictions
+from unet_lib.cli.pictures import Inference
 from unet_lib.data import CityscapesDataset
+from unet_lib.data.cityscapes import CATEGORY_NAMES, VOID, OfficialScores, cityscapes_scores
 from unet_lib.data.io import read_image
 from unet_lib.data.transforms import resize_pair
+from unet_lib.evaluation import evaluate, with_full_masks
 
 SIZE = (32, 64)  # (H, W) the tiny networks see; the files are 128x64
-CPU = torch.device("cpu")
+HOW = Inference(SIZE, batch_size=2, progress=False)
+
+
+def evaluate_cityscapes(model, dataset):
+    """The official scores of ``model`` on ``dataset``'s split, as ``python -m unet_lib evaluate`` counts them."""
+    sized = CityscapesDataset(dataset.root, dataset.split, size=SIZE)
+    return evaluate(model, with_full_masks(sized, batch_size=2), [OfficialScores()], progress=False)
+
+
 # Ground truth stripes: evaluated classes of every category but "human", plus ids the evaluation ignores
 # (unlabeled 0, static 4, parking 9, guard rail 14, caravan 29).
 LABEL_IDS = [0, 4, 7, 8, 9, 11, 13, 14, 17, 20, 21, 23, 26, 29, 31]
@@ -118,12 +123,12 @@ def test_scores_equal_the_official_definitions_on_the_written_files(cityscapes, 
     with torch.no_grad():
         model.final_conv.bias[11 if num_classes == 19 else 24] = -1e4  # never "person", which has no ground truth
     results = tmp_path / "results"
-    write_cityscapes_predictions(model, dataset, results, SIZE, CPU, batch_size=2, progress=False)
+    write_cityscapes_predictions(model, dataset, results, HOW)
     pairs = []
     for gt_file in sorted((cityscapes / "gtFine" / "val").glob("*/*_gtFine_labelIds.png")):
         pairs.append((np.array(Image.open(official_match(results, gt_file))), np.array(Image.open(gt_file))))
     expected = official_scores(pairs)
-    scores = evaluate_cityscapes(model, dataset, SIZE, CPU, batch_size=2, progress=False)
+    scores = evaluate_cityscapes(model, dataset)
 
     for key in ("iou", "category_iou"):
         assert list(scores[key]) == list(expected[key])
@@ -141,7 +146,7 @@ def test_scores_equal_the_official_definitions_on_the_written_files(cityscapes, 
 def test_written_files_are_full_resolution_labelids_in_the_official_colours(cityscapes, tmp_path):
     dataset = CityscapesDataset(cityscapes, "val")
     model = random_model(19, dataset, seed=1)
-    write_cityscapes_predictions(model, dataset, tmp_path, SIZE, CPU, batch_size=2, progress=False)
+    write_cityscapes_predictions(model, dataset, tmp_path, HOW)
     to_label_id = np.array([next(c.id for c in LABELS.values() if c.train_id == t) for t in range(19)])
     colors = {i: c.color for i, c in LABELS.items()}
     for image_id, image_path in zip(dataset.ids, dataset.images, strict=True):
@@ -160,8 +165,8 @@ def test_written_files_are_full_resolution_labelids_in_the_official_colours(city
 
 def test_existing_results_are_kept_and_odd_models_refused(cityscapes, tmp_path):
     dataset = CityscapesDataset(cityscapes, "val")
-    write_cityscapes_predictions(random_model(19), dataset, tmp_path, SIZE, CPU, progress=False)
+    write_cityscapes_predictions(random_model(19), dataset, tmp_path, HOW)
     with pytest.raises(InputError, match="already exists"):
-        write_cityscapes_predictions(random_model(19), dataset, tmp_path, SIZE, CPU, progress=False)
+        write_cityscapes_predictions(random_model(19), dataset, tmp_path, HOW)
     with pytest.raises(InputError, match="predicts 5 classes"):
-        evaluate_cityscapes(random_model(5), dataset, SIZE, CPU, progress=False)
+        evaluate_cityscapes(random_model(5), dataset)

@@ -136,7 +136,7 @@ def test_module_entry_point_and_help():
 
 def test_train_options_override_the_recipe():
     from unet_lib.cli import build_parser
-    from unet_lib.commands import train_config
+    from unet_lib.cli.commands import train_config
 
     def config(*options):
         return train_config(build_parser().parse_args(["train", "carvana", *options]))

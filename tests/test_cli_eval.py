@@ -10,15 +10,18 @@ from conftest import make_cityscapes_tree, strict_json
 from PIL import Image
 
 from unet_lib import UNet
-from unet_lib.carvana_eval import write_submission
 from unet_lib.checkpoint import checkpoint_config, model_from_checkpoint, save_checkpoint
-from unet_lib.cityscapes_eval import evaluate_cityscapes
 from unet_lib.cli import main
+from unet_lib.cli.carvana import write_submission
+from unet_lib.cli.pictures import Inference
+from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.config import TrainConfig
-from unet_lib.data import CityscapesDataset, class_names_for
-from unet_lib.data.sample import write_carvana_sample
-from unet_lib.engine import build_model
-from unet_lib.rle import rle_decode
+from unet_lib.data import CityscapesDataset, class_names
+from unet_lib.data.cityscapes import OfficialScores
+from unet_lib.data.rle import rle_decode
+from unet_lib.evaluation import evaluate as evaluate_model
+from unet_lib.evaluation import with_full_masks
+from unet_lib.training import build_model
 
 
 def save_untrained(path, config: TrainConfig):
@@ -36,7 +39,7 @@ def save_untrained(path, config: TrainConfig):
         "metrics": {},
         "history": [],
         "best": float("-inf"),
-        "class_names": class_names_for(config),
+        "class_names": class_names(config),
     }
     return save_checkpoint(state, path)
 
@@ -79,7 +82,7 @@ def test_submission_csv_from_the_command_line(workdir, capsys, tmp_path):
     assert all(rle_decode(r[1], (160, 240)).shape == (160, 240) for r in rows[1:])
 
     model, _ = model_from_checkpoint(workdir / "carvana.pt")
-    same = write_submission(model, paths, tmp_path / "direct.csv", (32, 48), torch.device("cpu"), 0.4, True, 3)
+    same = write_submission(model, paths, tmp_path / "direct.csv", Inference((32, 48), True, 3), 0.4)
     assert same.read_text() == out.read_text()
 
     _, err = run(capsys, args, code=2)
@@ -111,7 +114,7 @@ def test_cityscapes_result_files_and_scores(workdir, capsys, tmp_path):
     evaluate = ["evaluate", "--checkpoint", checkpoint, "--data", data, "--batch-size", "2", "--quiet"]
     metrics = strict_json(run(capsys, [*evaluate, "--json"])[0])
     model, _ = model_from_checkpoint(checkpoint)
-    direct = evaluate_cityscapes(model, CityscapesDataset(data, "val"), (32, 64), torch.device("cpu"), progress=False)
+    direct = evaluate_model(model, with_full_masks(CityscapesDataset(data, "val", size=(32, 64))), [OfficialScores()])
     assert metrics["images"] == 2 and len(metrics["iou"]) == 19 and len(metrics["category_iou"]) == 7
     assert metrics["iou"] == {k: None if math.isnan(v) else v for k, v in direct["iou"].items()}  # absent: null
     assert metrics["miou"] == direct["miou"] and metrics["pixel_accuracy"] == direct["pixel_accuracy"]

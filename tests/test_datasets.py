@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.datasets import Cityscapes
 
 from unet_lib import InputError, recipe
-from unet_lib.carvana_eval import mask_coverage
+from unet_lib.cli.carvana import mask_coverage
 from unet_lib.data import CarvanaDataset, CityscapesDataset, build_datasets, split_by_car
 from unet_lib.data.carvana import car_of
 

@@ -20,8 +20,9 @@ from torch.nn.parallel import DistributedDataParallel
 from unet_lib.checkpoint import load_checkpoint, save_checkpoint
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import build_model, evaluate
+from unet_lib.evaluation import Scores, evaluate
 from unet_lib.losses import make_loss
+from unet_lib.training import build_model
 
 WORLD_SIZE = 2
 BATCH = 4  # images in the whole batch of the gradient check; each rank takes half
@@ -59,10 +60,10 @@ def rank_worker(rank: int, data, port: int, result_dir) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
     try:
         config = small_config(data)
-        loss_fn = make_loss(config.loss, config.num_classes)
+        loss_fn = make_loss(config.loss, 1)
         model = seeded_model(config)
         train_loader, val_loader = build_loaders(config, *build_datasets(config))  # val sharded by rank
-        metrics = evaluate(model, val_loader, loss_fn, torch.device("cpu"), config.num_classes, progress=False)
+        metrics = evaluate(model, val_loader, [Scores(1)], loss_fn)
 
         images, masks = gradient_batch(config)
         half = slice(rank * BATCH // WORLD_SIZE, (rank + 1) * BATCH // WORLD_SIZE)
@@ -104,10 +105,10 @@ def one_thread():
 def test_distributed_evaluation_matches_one_process(two_ranks, one_thread):
     data, results = two_ranks
     config = small_config(data)
-    loss_fn = make_loss(config.loss, config.num_classes)
+    loss_fn = make_loss(config.loss, 1)
     train_set, val_set = build_datasets(config)
     val_loader = build_loaders(config, train_set, val_set)[1]
-    expected = evaluate(seeded_model(config), val_loader, loss_fn, torch.device("cpu"), 1, progress=False)
+    expected = evaluate(seeded_model(config), val_loader, [Scores(1)], loss_fn)
 
     assert [r["val_images"] for r in results] == [5, 4] and len(val_set) == 9  # every image in one shard
     for metrics in results:
@@ -125,7 +126,7 @@ def test_ddp_step_on_half_batches_gives_the_whole_batch_gradient(two_ranks, one_
     config = small_config(data)
     model = seeded_model(config).eval()
     images, masks = gradient_batch(config)
-    make_loss(config.loss, config.num_classes)(model(images), masks).backward()
+    make_loss(config.loss, 1)(model(images), masks).backward()
 
     for name, p in model.named_parameters():
         expected = p.grad
@@ -146,7 +147,7 @@ import os
 import sys
 from pathlib import Path
 
-import unet_lib.engine as engine
+import unet_lib.training as engine
 from unet_lib.cli import main
 
 save = engine.save_checkpoint

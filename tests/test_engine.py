@@ -8,12 +8,12 @@ from conftest import make_carvana_tree, strict_json
 
 from unet_lib import InputError
 from unet_lib.checkpoint import load_checkpoint
-from unet_lib.config import TrainConfig, recipe
+from unet_lib.config import ConfigError, TrainConfig, recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import TrainingDiverged, build_model, fit
+from unet_lib.evaluation import predict_labels
 from unet_lib.losses import make_loss
-from unet_lib.predict import predict_labels
 from unet_lib.runtime import seed_everything
+from unet_lib.training import TrainingDiverged, build_model, fit
 
 
 @pytest.fixture
@@ -26,9 +26,9 @@ def config(tmp_path):
 
 def run(config, out_dir, **kwargs):
     seed_everything(config.seed, threads=1)
-    train_loader, val_loader = build_loaders(config, *build_datasets(config))
+    loaders = build_loaders(config, *build_datasets(config))
     model = build_model(config)
-    history = fit(model, train_loader, val_loader, make_loss(config.loss, 1), config, out_dir, progress=False, **kwargs)
+    history = fit(model, loaders, make_loss(config.loss, 1), config, out_dir, **kwargs)
     return model, history
 
 
@@ -58,7 +58,7 @@ def test_resume_is_bit_exact(config, tmp_path):
     with pytest.raises(Crash):
         run(config, tmp_path / "resumed", on_epoch_end=crash_after_two)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
-    resumed, history = run(config, tmp_path / "resumed", resume=True)
+    resumed, history = run(config, tmp_path / "resumed", if_exists="resume")
     assert [row["epoch"] for row in history] == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], value), key
@@ -71,7 +71,7 @@ def test_existing_run_is_not_overwritten(config, tmp_path):
         run(dataclasses.replace(config, num_epochs=1), tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
     with pytest.raises(InputError, match="other settings \\(lr\\)"):
-        run(dataclasses.replace(config, num_epochs=1, lr=0.5), tmp_path / "run", resume=True)
+        run(dataclasses.replace(config, num_epochs=1, lr=0.5), tmp_path / "run", if_exists="resume")
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(config, tmp_path):
@@ -84,9 +84,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(config, tmp_path):
         return value * float("nan") if calls["n"] > 6 else value  # epoch 1 is 3 steps + 1 val batch
 
     seed_everything(0, threads=1)
-    train_loader, val_loader = build_loaders(config, *build_datasets(config))
+    loaders = build_loaders(config, *build_datasets(config))
     with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2"):
-        fit(build_model(config), train_loader, val_loader, poisoned, config, tmp_path / "run", progress=False)
+        fit(build_model(config), loaders, poisoned, config, tmp_path / "run")
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
@@ -99,11 +99,11 @@ def test_predict_labels_thresholds_binary_and_argmaxes_classes():
 
 
 def test_config_checks_its_fields():
-    with pytest.raises(InputError, match="not divisible by 16"):
+    with pytest.raises(ConfigError, match="not divisible by 16"):
         TrainConfig(image_size=(161, 240))
-    with pytest.raises(InputError, match="loss: expected one of"):
+    with pytest.raises(ConfigError, match="loss: expected one of"):
         TrainConfig(loss="focal")
-    with pytest.raises(InputError, match="recipe: expected one of"):
+    with pytest.raises(ConfigError, match="recipe: expected one of"):
         recipe("fast")
     assert recipe("original-320x480").optimizer == "adam"
     assert TrainConfig.from_dict(recipe("demo").to_dict()) == recipe("demo")

@@ -14,9 +14,9 @@ from PIL import Image
 
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
+from unet_lib.cli.export import export_onnx, onnx_differences
 from unet_lib.config import TrainConfig
 from unet_lib.errors import InputError
-from unet_lib.export import export_onnx, onnx_differences
 from unet_lib.model import UNet
 
 README = Path(__file__).resolve().parent.parent / "README.md"

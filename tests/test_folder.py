@@ -11,9 +11,10 @@ from PIL import Image
 
 from unet_lib.checkpoint import load_checkpoint
 from unet_lib.cli import main
-from unet_lib.config import TrainConfig, recipe
-from unet_lib.data import FolderDataset, build_datasets, class_names_for
-from unet_lib.data.folder import FolderClasses, classes_from_counts, fill_classes
+from unet_lib.cli.cache import use_cache
+from unet_lib.config import ConfigError, TrainConfig, recipe
+from unet_lib.data import FolderDataset, best_metric, build_datasets, class_names, configure, num_outputs
+from unet_lib.data.folder import FolderClasses, classes_from_counts
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 
@@ -50,7 +51,7 @@ def test_binary_items_hold_0_and_1(tmp_path, scale):
 
 def test_several_classes_keep_255_ignored_and_the_val_folder(tmp_path):
     make_folder_tree(tmp_path, num_classes=3, classes=["bg", "box", "disc"], val=2, ignore_rows=3)
-    train = FolderDataset(tmp_path, "train", size=(32, 48), augment="original", cache="memory")
+    train = use_cache(FolderDataset(tmp_path, "train", size=(32, 48), augment="original"), "memory")
     val = FolderDataset(tmp_path, "val", size=(32, 48))
     assert (len(train), len(val), train.classes.names) == (6, 2, ("bg", "box", "disc"))
     assert val.image_path(0).parent == tmp_path / "val" / "images"
@@ -80,7 +81,7 @@ def test_split_is_seeded_and_stable(tmp_path):
 
 def test_the_cache_keeps_masks_as_stored(tmp_path):
     make_folder_tree(tmp_path, count=3, scale=255)
-    dataset = FolderDataset(tmp_path, "train", size=(16, 32), cache="memory")
+    dataset = use_cache(FolderDataset(tmp_path, "train", size=(16, 32)), "memory")
     _, mask = dataset[0]
     image, stored = dataset.cache.get(0)  # what _load returns: uint8, before the class table
     assert image.dtype == torch.uint8 and set(stored.unique().tolist()) == {0, 255}
@@ -102,17 +103,17 @@ def test_bad_trees_fail_with_one_line_naming_the_file(tmp_path):
 def test_config_takes_its_classes_from_the_data(tmp_path):
     make_folder_tree(tmp_path, count=4, num_classes=3)
     config = recipe("folder-quick", data_dir=str(tmp_path), image_size=(32, 48))
-    with pytest.raises(InputError, match="^class_names: empty"):
-        _ = config.num_classes
+    with pytest.raises(InputError, match="its class names come from the data"):
+        num_outputs(config)
     train, _ = build_datasets(config)
-    filled = fill_classes(config, train)
-    assert filled.class_names == ("class 0", "class 1", "class 2") and filled.loss == "ce" and filled.num_classes == 3
-    assert class_names_for(filled) == list(filled.class_names) and filled.best_metric == "val_miou"
+    filled = configure(config, train)
+    assert filled.class_names == ("class 0", "class 1", "class 2") and filled.loss == "ce" and num_outputs(filled) == 3
+    assert class_names(filled) == list(filled.class_names) and best_metric(filled) == "val_miou"
     assert TrainConfig.from_dict(filled.to_dict()) == filled
     with pytest.raises(InputError, match="holds 3 classes"):
-        fill_classes(dataclasses.replace(config, class_names=("a", "b")), train)
-    with pytest.raises(InputError, match="^class_names: expected 2 or more names"):
-        TrainConfig(class_names=("a", "b"))  # carvana names its own classes
+        configure(dataclasses.replace(config, class_names=("a", "b")), train)
+    with pytest.raises(ConfigError, match="^class_names: expected 2 or more names"):
+        TrainConfig(dataset="folder", class_names=("a",))
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["binary", "three-classes"])

@@ -21,7 +21,7 @@ from unet_lib import InputError, UNet
 from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from unet_lib.data import CarvanaDataset
 from unet_lib.data.io import read_image, read_label_map, read_mask
-from unet_lib.rle import rle_decode
+from unet_lib.data.rle import rle_decode
 
 SEED = int(os.environ.get("UNET_FUZZ_SEED", "0"))
 CASES = 1000  # inputs per target: about a second each on one core

@@ -7,7 +7,7 @@ from captum.attr import LayerGradCam
 from torch import nn
 
 from unet_lib.errors import InputError
-from unet_lib.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
+from unet_lib.inspect.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
 from unet_lib.model import UNet
 
 SIZE = (32, 48)

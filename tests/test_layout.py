@@ -1,21 +1,35 @@
-"""The package's shape: no import cycles, modules a reader can take in at once, one source for allowed values."""
+"""The package's shape: a small core that imports no tool, no import cycle, one dataset table, one
+evaluation loop, short signatures, and one source for every allowed value."""
 
 import ast
 import dataclasses
+import inspect
 from pathlib import Path
 from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 
-from unet_lib.config import RECIPES, TrainConfig, recipe
-from unet_lib.data.cache import CACHE_MODES
+from unet_lib.cli.cache import CACHE_MODES
+from unet_lib.config import RECIPES, ConfigError, TrainConfig, recipe
+from unet_lib.data import DATASETS, num_outputs
 from unet_lib.data.transforms import AUGMENTS
-from unet_lib.errors import InputError
 from unet_lib.losses import LOSSES
 from unet_lib.model import BLOCKS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "unet_lib"
-MAX_LINES = 300
+# What unet_lib.UNet, train, evaluate, build_datasets, ConfusionMatrix and capture are defined in.
+CORE_ENTRIES = {
+    "unet_lib.model",
+    "unet_lib.training",
+    "unet_lib.evaluation",
+    "unet_lib.data",
+    "unet_lib.metrics",
+    "unet_lib.inspect.hooks",
+}
+TOOLS = ("unet_lib.cli", "unet_lib.viz", "unet_lib.inspect.interpret", "unet_lib.inspect.summary")
+MAX_CORE_LINES = 2500
+MAX_ROOT_ENTRIES = 15
+MAX_PARAMETERS = 7
 
 
 def module_name(path: Path) -> str:
@@ -23,32 +37,51 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """unet_lib modules that ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks left out)."""
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports_of(name: str, with_type_checking: bool = True) -> set[str]:
+    """unet_lib modules that module ``name`` imports, at the top or inside a function (every one it may need
+    when it runs), and the packages they sit in (importing a module runs its package's ``__init__``)."""
+    path = MODULES[name]
     tree = ast.parse(path.read_text())
-    skipped = {
-        id(node)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
-        for node in ast.walk(block)
-    }
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped = set()
+    if not with_type_checking:
+        skipped = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for node in ast.walk(block)
+        }
     found = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from pkg import module`
-    return {name for name in found if name.startswith("unet_lib")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}  # `from pkg import module`
+    found = {m for m in found if m in MODULES}
+    return (found | {".".join(m.split(".")[:i]) for m in found for i in range(2, m.count(".") + 1)}) - {name}
 
 
-def test_no_import_cycles():
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph = {name: imports_of(path) & set(modules) - {name} for name, path in modules.items()}
+def closure(starts: set[str]) -> set[str]:
+    seen, todo = set(), list(starts)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += imports_of(name)
+    return seen
+
+
+def test_no_import_cycles_not_even_for_type_checking():
     # A module inside a package always runs the package's __init__ first: that edge is not a choice.
-    graph = {name: {d for d in deps if not name.startswith(d + ".")} for name, deps in graph.items()}
+    graph = {name: {d for d in imports_of(name) if not name.startswith(d + ".")} for name in MODULES}
     state: dict[str, str] = {}
 
     def visit(name: str, path: list[str]) -> None:
@@ -66,9 +99,86 @@ def test_no_import_cycles():
             visit(name, [name])
 
 
-def test_modules_stay_short():
-    long = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert not long, f"modules over {MAX_LINES} lines: {long}"
+def test_config_depends_on_nothing_in_the_package():
+    assert imports_of("unet_lib.config") == set()
+
+
+def test_the_core_is_small_and_imports_no_tool():
+    core = closure(CORE_ENTRIES) - {"unet_lib"}  # the root __init__ is the table of contents
+    tools = sorted(m for m in core if m.startswith(TOOLS))
+    assert not tools, f"the core imports tools: {tools}"
+    lines = {m: len(MODULES[m].read_text().splitlines()) for m in core}
+    total = sum(lines.values())
+    print(f"core: {len(core)} modules, {total} lines")
+    assert total <= MAX_CORE_LINES, f"core is {total} lines (at most {MAX_CORE_LINES}): {sorted(lines.items())}"
+    assert closure({"unet_lib"}) - core - {"unet_lib"} == set(), "the root imports only the core"
+
+
+def test_the_package_root_reads_as_a_table_of_contents():
+    entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__" and not p.name.startswith("."))
+    assert len(entries) <= MAX_ROOT_ENTRIES, entries
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                named = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg not in ("self", "cls")]
+                count = len(named) + (args.vararg is not None) + (args.kwarg is not None)
+                if count > MAX_PARAMETERS:
+                    long.append(f"{name}.{node.name}: {count}")
+    assert not long, f"functions with more than {MAX_PARAMETERS} parameters: {long}"
+
+
+def test_no_dataset_name_is_compared_outside_the_dataset_table():
+    names = set(DATASETS)
+    found = []
+    for name, path in MODULES.items():
+        if name.startswith("unet_lib.data"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and "format" not in ast.unparse(
+                node.left
+            ):  # --format cityscapes: a file format
+                values = [node.left, *node.comparators]
+                constants = {v.value for v in values if isinstance(v, ast.Constant)}
+                constants |= {
+                    e.value
+                    for v in values
+                    if isinstance(v, (ast.Tuple, ast.List, ast.Set))
+                    for e in v.elts
+                    if isinstance(e, ast.Constant)
+                }
+                if constants & names:
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, f"dataset names compared outside unet_lib/data/ (ask DATASETS instead): {found}"
+
+
+def test_every_dataset_answers_the_table():
+    for name, cls in DATASETS.items():
+        assert cls.name == name
+        for attribute in ("class_names", "layout", "title", "split_predictions", "background"):
+            assert hasattr(cls, attribute), (name, attribute)
+        for method in ("list_pairs", "looks_like", "value_tables", "from_config", "configure", "evaluation_metrics"):
+            assert callable(getattr(cls, method)), (name, method)
+        assert "decode" in vars(cls) and "load" not in vars(cls)  # `load` is an attribute a cache may replace
+
+
+def test_only_the_evaluation_module_loops_over_a_model_to_score():
+    """Every score goes through evaluation.evaluate: no other module calls a metric's update in a loop."""
+    found = []
+    for name, path in MODULES.items():
+        if name in ("unet_lib.evaluation", "unet_lib.metrics") or name.startswith(TOOLS[1:]):
+            continue
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.For):
+                body = ast.unparse(node)
+                if ".update(" in body and ("model(" in body or "predict" in body):
+                    found.append(f"{name}:{node.lineno}")
+    assert not found, f"scoring loops outside unet_lib.evaluation: {found}"
 
 
 def test_literal_fields_are_checked_against_their_owners_registries():
@@ -78,8 +188,9 @@ def test_literal_fields_are_checked_against_their_owners_registries():
     assert allowed["loss"] == set(LOSSES)
     assert allowed["augment"] == set(AUGMENTS)
     assert allowed["cache"] == set(CACHE_MODES)
+    assert allowed["dataset"] == set(DATASETS)
     for name, values in allowed.items():
-        with pytest.raises(InputError, match=f"^{name}: expected one of"):
+        with pytest.raises(ConfigError, match=f"^{name}: expected one of"):
             TrainConfig(**{name: "no-such-value"})
         for value in values:
             if name != "dataset":
@@ -88,7 +199,7 @@ def test_literal_fields_are_checked_against_their_owners_registries():
 
 @pytest.mark.parametrize("threshold", [0.0, 1.0, -0.2, 1.5])
 def test_threshold_must_lie_strictly_between_0_and_1(threshold):
-    with pytest.raises(InputError, match="^threshold: expected a probability strictly between 0 and 1"):
+    with pytest.raises(ConfigError, match="^threshold: expected a probability strictly between 0 and 1"):
         TrainConfig(threshold=threshold)
 
 
@@ -96,18 +207,25 @@ def test_every_recipe_builds_and_the_quick_ones_are_small():
     for name in RECIPES:
         recipe(name)
     quick, city = recipe("quick"), recipe("cityscapes-quick")
-    assert quick.dataset == "carvana" and city.dataset == "cityscapes" and city.num_classes == 19
+    assert quick.dataset == "carvana" and city.dataset == "cityscapes" and num_outputs(city) == 19
     assert quick.image_size == (64, 96) and quick.features == (16, 32, 64, 128) and quick.num_epochs <= 5
     assert city.image_size == (64, 128) and city.features == (16, 32, 64, 128)
 
 
 def test_no_module_imports_another_modules_private_names():
     private = [
-        f"{module_name(path)}: from {node.module} import {alias.name}"
-        for path in PACKAGE.rglob("*.py")
+        f"{name}: from {node.module} import {alias.name}"
+        for name, path in MODULES.items()
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unet_lib")
         for alias in node.names
         if alias.name.startswith("_")
     ]
     assert not private, f"private names imported across modules: {private}"
+
+
+def test_public_functions_say_what_they_do():
+    import unet_lib
+
+    undocumented = [name for name in unet_lib.__all__ if not inspect.getdoc(getattr(unet_lib, name))]
+    assert not undocumented, undocumented

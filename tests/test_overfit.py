@@ -7,7 +7,7 @@ from folder_trees import listing, make_folder_tree
 from unet_lib.cli import main
 from unet_lib.losses import make_loss
 from unet_lib.model import UNet
-from unet_lib.overfit import overfit_batch, overfit_message
+from unet_lib.training import overfit_batch, overfit_message
 
 
 @pytest.fixture(autouse=True)

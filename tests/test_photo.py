@@ -12,13 +12,13 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from unet_lib.cli.pictures import Inference, predict_full_res
 from unet_lib.data.io import read_image
 from unet_lib.errors import InputError
 from unet_lib.model import UNet
-from unet_lib.photo import IMAGE_KINDS, PhotoPredictor, decode_image
-from unet_lib.predict import predict_full_res
 from unet_lib.viz.colors import colorize
 from unet_lib.viz.photo import PROB_LABEL, show_photo_prediction
+from unet_lib.viz.photo_widget import IMAGE_KINDS, PhotoPredictor, decode_image
 
 matplotlib.use("Agg")
 
@@ -53,7 +53,7 @@ def upload_value(name: str, data: bytes, kind: str = "image/png") -> tuple[dict,
 def reference_probability(model: UNet, path, tta: bool = False) -> torch.Tensor:
     """P(car) [H, W] from predict_full_res on a copy of the model (it leaves the model in eval mode)."""
     oracle = copy.deepcopy(model)
-    [(_, logits)] = list(predict_full_res(oracle, [path], SIZE, torch.device("cpu"), tta=tta, progress=False))
+    [(_, logits)] = list(predict_full_res(oracle, [path], Inference(SIZE, tta=tta, progress=False)))
     return logits[0].sigmoid()
 
 
@@ -172,9 +172,7 @@ def test_a_multi_class_model_shows_its_colourised_label_map(photo_path, no_pyplo
     state = tool.state()
     assert state["num_classes"] == 5 and state["car_share"] is None and not state["threshold_enabled"]
     assert tool.probability is None and tool.labels.shape == (H, W)
-    logits = next(
-        iter(predict_full_res(copy.deepcopy(model), [photo_path], SIZE, torch.device("cpu"), progress=False))
-    )[1]
+    logits = next(iter(predict_full_res(copy.deepcopy(model), [photo_path], Inference(SIZE, progress=False))))[1]
     torch.testing.assert_close(tool.labels, logits.argmax(0), rtol=0, atol=0)
     fig = tool.figure()
     assert len(fig.axes) == 3  # no colour bar

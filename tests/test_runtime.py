@@ -13,8 +13,8 @@ from torch import nn
 
 from unet_lib.config import TrainConfig
 from unet_lib.errors import InputError
-from unet_lib.optim import make_optimizer
 from unet_lib.runtime import pick_device
+from unet_lib.training import make_optimizer
 
 # Allocates and frees a 256 MB tensor five times and prints the page faults of the last four rounds.
 FAULTS = textwrap.dedent(

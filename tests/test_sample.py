@@ -10,9 +10,10 @@ import pytest
 from PIL import Image, ImageDraw
 from torchvision.datasets import Cityscapes
 
-from unet_lib.data.sample import write_carvana_sample, write_cityscapes_sample
+from unet_lib.cli.sample import write_carvana_sample, write_cityscapes_sample
+from unet_lib.cli.sample.common import WriteOptions
+from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
-from unet_lib.rle import rle_decode
 
 SMALL = (240, 160)  # (W, H)
 CLASSES = {c.name: c for c in Cityscapes.classes}
@@ -22,13 +23,13 @@ HAS_INSTANCES = {c.id: c.has_instances for c in Cityscapes.classes if c.id >= 0}
 @pytest.fixture(scope="module")
 def carvana(tmp_path_factory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp("carvana")
-    return root, write_carvana_sample(root, num_cars=2, size=SMALL, seed=3, num_test_cars=1)
+    return root, write_carvana_sample(root, num_cars=2, size=SMALL, num_test_cars=1, options=WriteOptions(seed=3))
 
 
 @pytest.fixture(scope="module")
 def cityscapes(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cityscapes")
-    write_cityscapes_sample(root, num_images=2, size=(256, 128), seed=0)
+    write_cityscapes_sample(root, num_images=2, size=(256, 128), options=WriteOptions(seed=0))
     return root
 
 
@@ -85,26 +86,27 @@ def test_carvana_views_turn_the_car(carvana):
 
 def test_carvana_is_deterministic(carvana, tmp_path):
     root, _ = carvana
-    write_carvana_sample(tmp_path / "again", num_cars=2, size=SMALL, seed=3, num_test_cars=1)
+    write_carvana_sample(tmp_path / "again", num_cars=2, size=SMALL, num_test_cars=1, options=WriteOptions(seed=3))
     assert files(tmp_path / "again") == files(root)
-    write_carvana_sample(tmp_path / "other", num_cars=2, size=SMALL, seed=4, num_test_cars=1)
+    write_carvana_sample(tmp_path / "other", num_cars=2, size=SMALL, num_test_cars=1, options=WriteOptions(seed=4))
     assert files(tmp_path / "other").keys() != files(root).keys()
 
 
 def test_any_number_of_processes_writes_the_same_files(carvana, tmp_path):
     root, _ = carvana
-    write_carvana_sample(tmp_path / "one", num_cars=2, size=SMALL, seed=3, num_test_cars=1, workers=1)
-    write_carvana_sample(tmp_path / "two", num_cars=2, size=SMALL, seed=3, num_test_cars=1, workers=2)
+    one, two = WriteOptions(seed=3, workers=1), WriteOptions(seed=3, workers=2)
+    write_carvana_sample(tmp_path / "one", num_cars=2, size=SMALL, num_test_cars=1, options=one)
+    write_carvana_sample(tmp_path / "two", num_cars=2, size=SMALL, num_test_cars=1, options=two)
     assert files(tmp_path / "one") == files(tmp_path / "two") == files(root)
-    write_cityscapes_sample(tmp_path / "streets1", num_images={"train": 3, "val": 1}, size=(128, 64), workers=1)
-    write_cityscapes_sample(tmp_path / "streets2", num_images={"train": 3, "val": 1}, size=(128, 64), workers=2)
+    counts = {"train": 3, "val": 1}
+    write_cityscapes_sample(tmp_path / "streets1", num_images=counts, size=(128, 64), options=WriteOptions(workers=1))
+    write_cityscapes_sample(tmp_path / "streets2", num_images=counts, size=(128, 64), options=WriteOptions(workers=2))
     assert files(tmp_path / "streets1") == files(tmp_path / "streets2")
     assert len(list((tmp_path / "streets1" / "leftImg8bit" / "train").rglob("*.png"))) == 3
 
 
 def test_full_size_asks_for_the_real_counts(monkeypatch, tmp_path, capsys):
-    from unet_lib.cli import main
-    from unet_lib.data import sample
+    from unet_lib.cli import main, sample
 
     asked = {}
     monkeypatch.setattr(
@@ -113,15 +115,17 @@ def test_full_size_asks_for_the_real_counts(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(sample, "write_cityscapes_sample", lambda root, **kw: asked.update(kw))
     assert main(["sample-data", "carvana", str(tmp_path / "c"), "--full-size", "--workers", "3"]) == 0
     assert (
-        asked["num_cars"] == 318 and asked["workers"] == 3 and "wrote 5088 training images" in capsys.readouterr().out
+        asked["num_cars"] == 318
+        and asked["options"].workers == 3
+        and "wrote 5088 training images" in capsys.readouterr().out
     )
     assert main(["sample-data", "cityscapes", str(tmp_path / "s"), "--full-size"]) == 0
-    assert asked["num_images"] == {"train": 2975, "val": 500} and asked["workers"] is None
+    assert asked["num_images"] == {"train": 2975, "val": 500} and asked["options"].workers is None
 
 
 def test_more_cars_keep_the_first_ones(carvana, tmp_path):
     root, ids = carvana
-    more = write_carvana_sample(tmp_path, num_cars=3, size=SMALL, seed=3, num_test_cars=0)
+    more = write_carvana_sample(tmp_path, num_cars=3, size=SMALL, num_test_cars=0, options=WriteOptions(seed=3))
     assert set(ids) < set(more)
     assert (tmp_path / "train" / f"{ids[0]}.jpg").read_bytes() == (root / "train" / f"{ids[0]}.jpg").read_bytes()
 
@@ -161,9 +165,10 @@ def test_never_overwrites_without_asking(tmp_path):
 
 
 def test_overwrite_replaces_the_sample_and_keeps_the_rest(tmp_path):
-    first = write_carvana_sample(tmp_path, num_cars=2, size=SMALL, seed=1, num_test_cars=0)
+    first = write_carvana_sample(tmp_path, num_cars=2, size=SMALL, num_test_cars=0, options=WriteOptions(seed=1))
     (tmp_path / "notes.txt").write_text("mine")
-    second = write_carvana_sample(tmp_path, num_cars=1, size=SMALL, seed=2, num_test_cars=0, overwrite=True)
+    again = WriteOptions(seed=2, overwrite=True)
+    second = write_carvana_sample(tmp_path, num_cars=1, size=SMALL, num_test_cars=0, options=again)
     assert sorted(p.stem for p in (tmp_path / "train").iterdir()) == second
     assert not set(first) & set(second)
     assert (tmp_path / "notes.txt").read_text() == "mine"
@@ -258,7 +263,7 @@ def test_torchvision_reads_it(cityscapes, mode, target_type):
 
 
 def test_cityscapes_is_deterministic(cityscapes, tmp_path):
-    write_cityscapes_sample(tmp_path, num_images=2, size=(256, 128), seed=0)
+    write_cityscapes_sample(tmp_path, num_images=2, size=(256, 128), options=WriteOptions(seed=0))
     assert files(tmp_path) == files(cityscapes)
 
 
@@ -272,7 +277,7 @@ def test_cityscapes_is_deterministic(cityscapes, tmp_path):
         ({"splits": ()}, "splits"),
         ({"num_images": {"train": 2}}, "num_images"),
         ({"num_images": {"train": 2, "val": 0}}, "num_images"),
-        ({"workers": 0}, "workers"),
+        ({"options": WriteOptions(workers=0)}, "workers"),
     ],
 )
 def test_cityscapes_bad_arguments(tmp_path, kwargs, name):

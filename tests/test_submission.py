@@ -12,15 +12,15 @@ from PIL import Image
 from torch import nn
 
 from unet_lib import InputError, UNet
-from unet_lib.carvana_eval import evaluate_carvana, write_submission
+from unet_lib.cli.carvana import write_submission
+from unet_lib.cli.pictures import Inference
+from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.data import CarvanaDataset
 from unet_lib.data.io import read_image
-from unet_lib.data.sample import write_carvana_sample
+from unet_lib.data.rle import rle_decode, rle_encode
 from unet_lib.data.transforms import resize_pair
-from unet_lib.engine import evaluate
+from unet_lib.evaluation import Scores, binary_metrics, evaluate, predict_logits, with_full_masks
 from unet_lib.losses import make_loss
-from unet_lib.predict import predict_logits
-from unet_lib.rle import rle_decode, rle_encode
 
 SIZE = (32, 48)  # (H, W) the tiny networks see
 CPU = torch.device("cpu")
@@ -116,7 +116,7 @@ def read_submission(path):
 def test_submission_rows_are_the_full_resolution_thresholded_predictions(carvana, tmp_path, tta):
     model = tiny_model(seed=2)
     paths = sorted((carvana / "test").glob("*.jpg"))
-    out = write_submission(model, paths, tmp_path / "submission.csv", SIZE, CPU, tta=tta, batch_size=5)
+    out = write_submission(model, paths, tmp_path / "submission.csv", Inference(SIZE, tta=tta, batch_size=5))
     header, rows = read_submission(out)
     assert header == ["img", "rle_mask"]
     assert list(rows) == [p.name for p in paths] and len(paths) == 16
@@ -139,18 +139,18 @@ def test_submission_rows_are_the_full_resolution_thresholded_predictions(carvana
 def test_submission_threshold_and_overwrite(carvana, tmp_path):
     model = tiny_model(seed=2)
     paths = sorted((carvana / "test").glob("*.jpg"))[:3]
-    low = read_submission(write_submission(model, paths, tmp_path / "low.csv", SIZE, CPU, threshold=0.3))[1]
+    low = read_submission(write_submission(model, paths, tmp_path / "low.csv", Inference(SIZE), 0.3))[1]
     out = tmp_path / "half.csv"
-    half = read_submission(write_submission(model, paths, out, SIZE, CPU, threshold=0.5))[1]
+    half = read_submission(write_submission(model, paths, out, Inference(SIZE), 0.5))[1]
     for name in half:
         more, fewer = rle_decode(low[name], (160, 240)), rle_decode(half[name], (160, 240))
         assert (more >= fewer).all() and more.sum() > fewer.sum()
     with pytest.raises(InputError, match="half.csv: already exists"):
-        write_submission(model, paths, out, SIZE, CPU)
-    write_submission(model, paths[:1], out, SIZE, CPU, overwrite=True)
+        write_submission(model, paths, out, Inference(SIZE))
+    write_submission(model, paths[:1], out, Inference(SIZE), overwrite=True)
     assert len(read_submission(out)[1]) == 1
     with pytest.raises(InputError, match="threshold"):
-        write_submission(model, paths, tmp_path / "bad.csv", SIZE, CPU, threshold=1.0)
+        write_submission(model, paths, tmp_path / "bad.csv", Inference(SIZE), 1.0)
 
 
 def dice(pred: np.ndarray, target: np.ndarray) -> float:
@@ -161,9 +161,9 @@ def dice(pred: np.ndarray, target: np.ndarray) -> float:
 def test_full_resolution_score_equals_an_independent_computation(carvana):
     model = tiny_model(seed=3)
     dataset = CarvanaDataset(carvana, "val", size=SIZE)
-    scores = evaluate_carvana(model, dataset, CPU, loss_fn=make_loss("bce", 1), batch_size=16, progress=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=16)
-    reference = evaluate(model, loader, make_loss("bce", 1), CPU, 1, progress=False)
+    scores = evaluate(model, with_full_masks(dataset, batch_size=16), binary_metrics(), make_loss("bce", 1))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16)  # no full-size masks: training's validation
+    reference = evaluate(model, loader, [Scores(1)], make_loss("bce", 1))
     for key in ("loss", "dice", "pixel_accuracy", "precision", "recall", "iou"):
         assert scores[key] == pytest.approx(reference[key], abs=1e-6), key
 

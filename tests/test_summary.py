@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from unet_lib.errors import InputError
+from unet_lib.inspect.summary import format_summary, model_summary
 from unet_lib.model import UNet, count_parameters
-from unet_lib.summary import format_summary, model_summary
 
 
 def double_conv_params(cin: int, cout: int) -> int:

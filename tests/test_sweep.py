@@ -11,11 +11,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.functional.classification import binary_stat_scores
 
-from unet_lib.carvana_eval import DEFAULT_THRESHOLDS, mask_coverage, sweep_thresholds
+from unet_lib.cli.carvana import DEFAULT_THRESHOLDS, mask_coverage, sweep_thresholds
+from unet_lib.cli.pictures import predict_items
 from unet_lib.data.carvana import CarvanaDataset
 from unet_lib.errors import InputError
 from unet_lib.metrics import dice_per_image
-from unet_lib.predict import predict_items
 
 
 def channel_zero_model() -> nn.Module:
@@ -102,7 +102,7 @@ def test_tta_averages_with_the_mirrored_prediction():
         plain = model(images)
     thresholds = (0.3, 0.5, 0.7)
     sweep = sweep_thresholds(
-        model, [(images[:2], masks[:2]), (images[2:], masks[2:])], "cpu", thresholds, tta=True, progress=False
+        model, [(images[:2], masks[:2]), (images[2:], masks[2:])], thresholds, tta=True, progress=False
     )
     no_tta = sweep_thresholds(model, [(images, masks)], thresholds=thresholds, progress=False)
     for k, t in enumerate(thresholds):

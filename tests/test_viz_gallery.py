@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unet_lib.errors import InputError
-from unet_lib.viz import show_before_after, show_gallery
+from unet_lib.viz import RowLabels, show_before_after, show_gallery
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
@@ -22,7 +22,8 @@ def test_gallery_rows_name_the_picture_and_paint_what_the_threshold_calls_car():
     probs[:, :, 2:6, 2:6] = 0.7
     masks = torch.zeros(2, 8, 10, dtype=torch.long)
     masks[:, 1:7, 1:7] = 1
-    fig = show_gallery(images, probs, masks, names=["car_01", "car_02"], scores=[0.5, 0.25], threshold=0.6)
+    labels = RowLabels(names=["car_01", "car_02"], scores=[0.5, 0.25])
+    fig = show_gallery(images, probs, masks, labels=labels, threshold=0.6)
     picture_axes = [ax for ax in fig.axes if ax.get_images() and ax.get_label() != "<colorbar>"]
     assert len(picture_axes) == 6
     assert picture_axes[0].get_ylabel() == "car_01\nDice 0.500" and picture_axes[3].get_ylabel() == "car_02\nDice 0.250"
@@ -46,7 +47,7 @@ def test_gallery_rows_name_the_picture_and_paint_what_the_threshold_calls_car():
 
 def test_gallery_refuses_labels_that_do_not_match_the_pictures():
     with pytest.raises(InputError, match="expected 2 of each"):
-        show_gallery(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4), names=["only one"])
+        show_gallery(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4), labels=RowLabels(names=["only one"]))
 
 
 def test_before_after_shows_the_same_picture_twice_with_its_own_mask():

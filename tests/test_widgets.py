@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-import unet_lib.widgets
-from unet_lib.activations import capture
+import unet_lib.viz.widgets
 from unet_lib.errors import InputError
-from unet_lib.interpret import grad_cam
+from unet_lib.inspect.hooks import capture
+from unet_lib.inspect.interpret import grad_cam
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.model import UNet
-from unet_lib.widgets import (
+from unet_lib.viz.widgets import (
     VIEWS,
     LayerExplorer,
     cam_image,
@@ -24,7 +24,6 @@ from unet_lib.widgets import (
     filter_image,
     layer_conv,
     run_with_activations,
-    select_activation,
     view_image,
 )
 
@@ -89,8 +88,6 @@ def test_view_image_channel_mean_and_grid_pages():
     np.testing.assert_allclose(tile(last, 7, 5, 6, 3), scaled(act[39]), atol=1e-6)
     assert np.isnan(tile(last, 8, 5, 6, 3)).all()
     # The old helper still works: a channel, or the first 16 channels
-    np.testing.assert_array_equal(select_activation(acts, "a", 2, grid=False), act[2].numpy())
-    np.testing.assert_array_equal(select_activation(acts, "a", 5, grid=True), view_image(acts, "a", "grid", 0))
     with pytest.raises(InputError, match="view"):
         view_image(acts, "a", "filters", 0)
 
@@ -262,7 +259,7 @@ def test_one_forward_per_sample_one_grad_cam_per_sample_and_layer_and_no_hooks_l
         calls.append((args[2], kwargs))
         return grad_cam(*args, **kwargs)
 
-    monkeypatch.setattr(unet_lib.widgets, "grad_cam", counted)
+    monkeypatch.setattr(unet_lib.viz.widgets, "grad_cam", counted)
     explorer = LayerExplorer(model, images)
     for sample in (0, 1, 0):
         explorer.sample.value = sample

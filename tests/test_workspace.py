@@ -6,7 +6,8 @@ import time
 import pytest
 import torch
 
-from unet_lib import InputError, profiles, recipe, workspace
+from unet_lib import InputError, recipe
+from unet_lib.cli import profiles, workspace
 from unet_lib.data.carvana import CarvanaDataset
 
 

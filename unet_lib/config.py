@@ -9,15 +9,23 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from unet_lib.data import OUTPUT_CHANNELS, DatasetName
-from unet_lib.data.cache import CacheMode, cache_mode
-from unet_lib.data.cityscapes import AnnotationMode
-from unet_lib.data.transforms import AugmentKind
-from unet_lib.errors import InputError
-from unet_lib.losses import LossName
-from unet_lib.metrics import check_threshold
-from unet_lib.model import BlockKind, UpsampleKind
-from unet_lib.optim import OptimizerName, SchedulerName
+# The allowed values of each choice, named once here; the module that acts on a choice imports its name.
+DatasetName = Literal["carvana", "cityscapes", "folder"]  # folder: your own pictures and masks (data/folder.py)
+BlockKind = Literal["double", "residual"]  # conv-BN-ReLU twice (the original), or with a shortcut (model.py)
+UpsampleKind = Literal["transpose", "bilinear"]  # ConvTranspose2d (the original), or bilinear + 1x1 conv
+LossName = Literal["bce", "bce_dice", "ce"]  # BCE (the original), BCE + soft Dice, cross-entropy (losses.py)
+OptimizerName = Literal["adam", "adamw"]  # Adam (the original), or AdamW (decoupled weight decay)
+SchedulerName = Literal["none", "onecycle"]  # constant lr (the original), or warm-up then cosine decay
+AugmentKind = Literal["none", "flip", "original", "default"]  # see data/transforms.py
+AnnotationMode = Literal["fine", "coarse"]  # Cityscapes' gtFine or gtCoarse label files
+CacheMode = Literal["disk", "memory", "none"]  # decoded pictures: one shared file, a copy per process, or none
+
+
+class ConfigError(ValueError):
+    """A config field holds a value it cannot take; the message names the field and what it expects."""
+
+
+RUNTIME_FIELDS = ("num_workers", "cache", "device", "threads", "progress")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,10 @@ class TrainConfig:
     cache: CacheMode = "disk"
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the training process
     device: str = "auto"  # "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1", ...
+    threads: int | None = (
+        None  # CPU threads for PyTorch; None: its default. Runs are bit-identical only with the same count
+    )
+    progress: bool | None = None  # progress bars; None: on a terminal or in Jupyter, one line per epoch otherwise
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
     channels_last: bool = False  # NHWC memory layout: faster convolutions with AMP on recent GPUs
     threshold: float = 0.5  # carvana: a pixel is "car" when its probability exceeds this
@@ -53,48 +65,38 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.cache, bool):  # configs saved before the disk cache: True meant "memory"
-            object.__setattr__(self, "cache", cache_mode(self.cache))
+            object.__setattr__(self, "cache", "memory" if self.cache else "none")
         for field, kind in get_type_hints(TrainConfig).items():
             if get_origin(kind) is Literal and getattr(self, field) not in get_args(kind):
-                raise InputError(f"{field}: expected one of {get_args(kind)}, got {getattr(self, field)!r}")
+                raise ConfigError(f"{field}: expected one of {get_args(kind)}, got {getattr(self, field)!r}")
         for name in ("batch_size", "num_epochs"):
             if getattr(self, name) < 1:
-                raise InputError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+                raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
-            raise InputError(f"limit: expected a positive number of images or None, got {self.limit}")
+            raise ConfigError(f"limit: expected a positive number of images or None, got {self.limit}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads: expected a positive number of CPU threads or None, got {self.threads}")
         if self.num_workers < 0:
-            raise InputError(f"num_workers: expected 0 or more DataLoader processes, got {self.num_workers}")
+            raise ConfigError(f"num_workers: expected 0 or more DataLoader processes, got {self.num_workers}")
         if self.lr <= 0:
-            raise InputError(f"lr: expected a positive number, got {self.lr}")
+            raise ConfigError(f"lr: expected a positive number, got {self.lr}")
         if not 0 < self.val_fraction < 1:
-            raise InputError(f"val_fraction: expected a share strictly between 0 and 1, got {self.val_fraction}")
-        check_threshold(self.threshold)
-        if self.class_names and (self.dataset != "folder" or len(self.class_names) < 2):
-            raise InputError(
-                f"class_names: expected 2 or more names, for dataset 'folder' only; got {list(self.class_names)}"
-                f" for {self.dataset!r} (carvana and cityscapes name their own classes)"
-            )
+            raise ConfigError(f"val_fraction: expected a share strictly between 0 and 1, got {self.val_fraction}")
+        if not 0 < self.threshold < 1:  # 0 or 1 would mark every pixel or none
+            raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {self.threshold}")
+        if self.class_names and len(self.class_names) < 2:
+            raise ConfigError(f"class_names: expected 2 or more names, got {list(self.class_names)}")
         h, w = self.image_size
         step = 2 ** len(self.features)
         if h % step or w % step:
-            raise InputError(
+            raise ConfigError(
                 f"image_size: {h}x{w} is not divisible by {step} (the U-Net halves it {len(self.features)} times);"
                 f" try {max(step, round(h / step) * step)}x{max(step, round(w / step) * step)}"
             )
 
-    @property
-    def num_classes(self) -> int:
-        """Output channels: 1 (a car logit) for carvana, 19 trainIds for cityscapes; folder: 1 for 2 classes."""
-        if self.dataset != "folder":
-            return OUTPUT_CHANNELS[self.dataset]
-        if not self.class_names:
-            raise InputError("class_names: empty; for folder data train fills them in from the data (data/folder.py)")
-        return 1 if len(self.class_names) == 2 else len(self.class_names)
-
-    @property
-    def best_metric(self) -> str:
-        """The validation metric that picks the best checkpoint: Dice for carvana, mIoU for cityscapes."""
-        return "val_dice" if self.num_classes == 1 else "val_miou"
+    def runtime_fields(self) -> dict[str, Any]:
+        """The fields that say where and how a run is carried out, not what is trained: free to change on resume."""
+        return {name: getattr(self, name) for name in RUNTIME_FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so checkpoints load with ``weights_only=True``."""
@@ -160,5 +162,5 @@ RECIPES: dict[str, dict[str, Any]] = {
 def recipe(name: str, **overrides: Any) -> TrainConfig:
     """A named recipe from ``RECIPES``, with any field overridden."""
     if name not in RECIPES:
-        raise InputError(f"recipe: expected one of {sorted(RECIPES)}, got {name!r}")
+        raise ConfigError(f"recipe: expected one of {sorted(RECIPES)}, got {name!r}")
     return TrainConfig(**{**RECIPES[name], **overrides})

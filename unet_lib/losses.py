@@ -6,16 +6,16 @@ that skips ``IGNORE_INDEX`` pixels.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unet_lib.config import LossName
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 
-LossName = Literal["bce", "bce_dice", "ce"]  # BCE (the original), BCE + soft Dice, cross-entropy
 LOSSES = get_args(LossName)
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from unet_lib.errors import InputError
+from unet_lib.runtime import is_distributed
 
 IGNORE_INDEX = 255  # label of "don't care" pixels, shared by padding, loss and metrics
 COUNT_NAMES = ("tp", "fp", "fn", "tn")  # the order of the last axis of BinaryCounts.counts
@@ -112,10 +113,6 @@ def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dice_score(*binary_counts(pred, target)[..., :3].unbind(-1)).float()
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
 class ConfusionMatrix:
     """Counts ``mat[target, pred]`` over every labelled pixel seen so far.
 
@@ -162,7 +159,7 @@ class ConfusionMatrix:
 
     def reduce_from_all_processes(self) -> None:
         """Sum ``mat`` over all processes of a distributed run; does nothing outside one."""
-        if _distributed():
+        if is_distributed():
             dist.all_reduce(self.mat)
 
     def compute(self) -> dict:
@@ -236,7 +233,7 @@ class BinaryCounts:
 
     def reduce_from_all_processes(self) -> None:
         """Gather every process's images (counts are per image, so they are concatenated, not summed)."""
-        if not _distributed():
+        if not is_distributed():
             return
         mine = torch.cat(self._chunks, dim=1)  # (T, n, 4)
         sizes = [torch.zeros(1, dtype=torch.int64, device=mine.device) for _ in range(dist.get_world_size())]

@@ -6,14 +6,13 @@ Blocks first, then the network; ``UNet.forward`` reads like the paper's figure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-BlockKind = Literal["double", "residual"]
-UpsampleKind = Literal["transpose", "bilinear"]
+from unet_lib.config import BlockKind, UpsampleKind
 
 
 class DoubleConv(nn.Module):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import random
+import sys
 
 import numpy as np
 import torch
@@ -82,9 +84,27 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+PROGRESS_ENV = "UNET_PROGRESS"  # "1": progress bars everywhere, "0": none (the command line's --quiet)
+
+
+def show_progress(asked: bool | None = None) -> bool:
+    """Whether to draw progress bars: as ``asked``, else as ``$UNET_PROGRESS`` says, else only when someone
+    watches them redraw, on a terminal or in Jupyter. In a log file or CI, a bar is a stream of carriage returns."""
+    if asked is not None:
+        return asked
+    if os.environ.get(PROGRESS_ENV) in ("0", "1"):
+        return os.environ[PROGRESS_ENV] == "1"
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def is_distributed() -> bool:
+    """True inside a ``torch.distributed`` process group (``torchrun``)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over all processes of a distributed run (a copy); ``tensor`` itself outside one."""
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         tensor = tensor.clone()
         dist.all_reduce(tensor)
     return tensor
@@ -92,4 +112,23 @@ def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
 
 def is_main_process() -> bool:
     """True outside distributed training, and on rank 0 inside it."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return not is_distributed() or dist.get_rank() == 0
+
+
+def init_distributed(device: str = "auto") -> torch.device | None:
+    """Join the process group ``torchrun`` set up (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), if there is one.
+
+    GPUs talk through NCCL, one per process; CPU processes (``device="cpu"``, or no GPU) through gloo.
+
+    Returns:
+        This process's device when it joined a group (call ``dist.destroy_process_group()`` when done),
+        else None (a single process, or a group already joined).
+    """
+    if is_distributed() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    nccl = torch.cuda.is_available() and device != "cpu"
+    if nccl:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if nccl else "gloo")
+    return torch.device("cuda", local_rank) if nccl else torch.device("cpu")

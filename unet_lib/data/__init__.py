@@ -1,45 +1,87 @@
-"""Datasets in the real on-disk formats, joint transforms, and sample-data generators."""
+"""The datasets, in the real on-disk formats, and the one table of what differs between them.
+
+``DATASETS`` maps each name a config can give to its dataset class; the class says what differs:
+its ``class_names`` (empty: they come from the data), its ``layout`` and ``list_pairs`` (the one
+description of its tree, which check-data also reads), its check-data ``value_tables``, how a config
+builds it (``from_config``) and what the data adds to the config (``configure``). Everything outside
+this package asks these instead of comparing dataset names.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from unet_lib.data.cache import prepare_cache
+from unet_lib.config import TrainConfig
 from unet_lib.data.carvana import CarvanaDataset, split_by_car
-from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, CityscapesDataset
-from unet_lib.data.folder import FolderClasses, FolderDataset, folder_classes
+from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, CityscapesDataset
+from unet_lib.data.folder import FolderDataset
+from unet_lib.errors import InputError
+from unet_lib.runtime import is_distributed
 
-if TYPE_CHECKING:  # the config names the datasets below; importing it at run time would be circular
-    from unet_lib.config import TrainConfig
-
-DatasetName = Literal["carvana", "cityscapes", "folder"]  # folder: your own pictures and masks (data/folder.py)
-# 1: one car logit; 19 Cityscapes trainIds; folder: from the data (TrainConfig.class_names)
-OUTPUT_CHANNELS = {"carvana": 1, "cityscapes": NUM_CLASSES, "folder": None}
+# In the order detect_dataset tries their layouts: a folder tree may hold val/, which alone looks like Carvana.
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (FolderDataset, CityscapesDataset, CarvanaDataset)}
 
 __all__ = [
     "CLASS_COLORS",
     "CLASS_NAMES",
+    "DATASETS",
     "CarvanaDataset",
     "CityscapesDataset",
-    "DatasetName",
     "FolderDataset",
-    "OUTPUT_CHANNELS",
+    "best_metric",
     "build_datasets",
     "build_loaders",
-    "class_names_for",
+    "class_names",
+    "configure",
+    "detect_dataset",
+    "num_outputs",
     "split_by_car",
 ]
 
 
-def class_names_for(config: TrainConfig) -> list[str]:
+def class_names(config: TrainConfig) -> list[str]:
     """Names of the classes: ``["background", "car"]``, the 19 Cityscapes classes, or a folder's."""
-    if config.dataset == "folder":
-        return list(config.class_names)
-    return ["background", "car"] if config.dataset == "carvana" else list(CLASS_NAMES)
+    names = DATASETS[config.dataset].class_names or config.class_names
+    if not names:
+        raise InputError(
+            f"{config.data_dir}: its class names come from the data: build the datasets and pass the config through"
+            " unet_lib.data.configure(config, train_set) first (train does)"
+        )
+    return list(names)
+
+
+def num_outputs(config: TrainConfig) -> int:
+    """The U-Net's output channels: 1 (a logit) for two classes, else one per class."""
+    count = len(class_names(config))
+    return 1 if count == 2 else count
+
+
+def best_metric(config: TrainConfig) -> str:
+    """The validation score that picks the best checkpoint: Dice for two classes, mIoU for more."""
+    return "val_dice" if num_outputs(config) == 1 else "val_miou"
+
+
+def detect_dataset(root: str | Path) -> str:
+    """The name of the dataset whose layout a folder has; a one-line error naming the layouts when none fits."""
+    root = Path(root)
+    for name, cls in DATASETS.items():
+        if cls.looks_like(root):
+            return name
+    raise InputError(
+        f"{root}: neither a folder tree (images/, masks/), a Carvana tree (train/, train_masks/) nor a "
+        "Cityscapes tree (leftImg8bit/, gtFine/); pass --dataset to say which it should be"
+    )
+
+
+def configure(config: TrainConfig, train_set: Dataset) -> TrainConfig:
+    """``config`` completed by the data: a folder's class names, and a loss that fits their number."""
+    while isinstance(train_set, Subset):
+        train_set = train_set.dataset
+    return DATASETS[config.dataset].configure(config, train_set)
 
 
 class FirstItems(Subset):
@@ -59,24 +101,14 @@ class FirstItems(Subset):
         return getattr(self.dataset, name)
 
 
-def build_datasets(config: TrainConfig, classes: FolderClasses | None = None) -> tuple[Dataset, Dataset]:
+def build_datasets(config: TrainConfig, known=None) -> tuple[Dataset, Dataset]:
     """The training (augmented) and validation datasets a config describes.
 
-    For folder data, ``classes`` spares reading every mask again when they are known (from ``check-data``).
+    ``known`` is what check-data found that the dataset would otherwise read again (a folder's classes).
     """
-    if config.dataset == "folder":
-        classes = classes or folder_classes(config.data_dir, progress=True)
-        common = dict(size=config.image_size, val_fraction=config.val_fraction, cache=config.cache, classes=classes)
-        train = FolderDataset(config.data_dir, "train", augment=config.augment, **common)
-        val = FolderDataset(config.data_dir, "val", augment=False, **common)
-    elif config.dataset == "carvana":
-        common = dict(size=config.image_size, val_fraction=config.val_fraction, cache=config.cache)
-        train = CarvanaDataset(config.data_dir, "train", augment=config.augment, **common)
-        val = CarvanaDataset(config.data_dir, "val", augment=False, **common)
-    else:
-        common = dict(mode=config.mode, size=config.image_size, cache=config.cache)
-        train = CityscapesDataset(config.data_dir, "train", augment=config.augment, **common)
-        val = CityscapesDataset(config.data_dir, "val", augment=False, **common)
+    cls = DATASETS[config.dataset]
+    train = cls.from_config(config, "train", config.augment, known)
+    val = cls.from_config(config, "val", "none", known)
     if config.limit is not None:
         train, val = FirstItems(train, config.limit), FirstItems(val, config.limit)
     return train, val
@@ -87,17 +119,14 @@ def build_loaders(config: TrainConfig, train: Dataset, val: Dataset) -> tuple[Da
 
     Inside ``torch.distributed`` training each process gets its own shard: a DistributedSampler
     for training, and every ``world_size``-th validation image, so summed metrics count each
-    image exactly once. With ``cache="disk"`` the cache file is made here, before the workers start;
-    they fill it during the first epoch and read it afterwards.
+    image exactly once.
     """
-    distributed = dist.is_available() and dist.is_initialized()
+    distributed = is_distributed()
     workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     pin = torch.cuda.is_available() and config.device != "cpu"
     sampler = DistributedSampler(train, shuffle=True, seed=config.seed) if distributed else None
     if distributed:
         val = Subset(val, range(dist.get_rank(), len(val), dist.get_world_size()))
-    for dataset in (train, val):
-        prepare_cache(dataset)  # once, here: the workers inherit the open file
     # drop_last keeps BatchNorm away from a batch of one; with fewer images than a batch, keep them all.
     drop_last = len(train) >= config.batch_size * (dist.get_world_size() if distributed else 1)
     train_loader = DataLoader(

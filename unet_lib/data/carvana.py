@@ -14,19 +14,21 @@ is seen from one side in training and from another side in validation.
 
 from __future__ import annotations
 
-import csv
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unet_lib.data.cache import CacheMode, PictureCache
+from unet_lib.config import TrainConfig
 from unet_lib.data.io import image_size, read_image, read_mask
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match, read_rle_rows
+from unet_lib.data.rle import rle_decode
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
-from unet_lib.rle import rle_decode
+from unet_lib.evaluation import Scores, binary_metrics
 
 EXPECTED_LAYOUT = """expected a Kaggle Carvana folder like
   data/carvana/
@@ -58,24 +60,37 @@ def split_by_car(ids: list[str], val_fraction: float = 0.2, seed: int = SPLIT_SE
     return [i for i in ids if car_of(i) not in val_cars], [i for i in ids if car_of(i) in val_cars]
 
 
-def _list_images(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+def list_pairs(root: Path, mode: str = "fine") -> Listing:
+    """``train/<id>.jpg`` with ``train_masks/<id>_mask.gif`` (or a row of ``train_masks.csv``), and ``val/`` likewise.
 
-
-def _read_rle_csv(path: Path) -> dict[str, str]:
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read ({err}); expected a CSV with header img,rle_mask") from None
-    if not rows or [c.strip() for c in rows[0][:2]] != ["img", "rle_mask"]:
-        raise InputError(f"{path}: expected a CSV with header img,rle_mask")
-    masks = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != 2:
-            raise InputError(f"{path}:{line}: expected 2 columns (img,rle_mask), got {len(row)}")
-        masks[Path(row[0]).stem] = row[1]
-    return masks
+    ``mode`` is Cityscapes' and is not used here.
+    """
+    if not (root / "train").is_dir():
+        raise InputError(f"{root / 'train'}: folder not found; {EXPECTED_LAYOUT}")
+    listing, where = Listing(), []
+    for name in ("train", "val") if (root / "val").is_dir() else ("train",):
+        image_dir, mask_dir, csv_path = root / name, root / f"{name}_masks", root / f"{name}_masks.csv"
+        images = by_stem(image_dir, IMAGE_SUFFIXES, listing.problems)
+        if mask_dir.is_dir():
+            masks = by_stem(mask_dir, MASK_SUFFIXES, listing.problems, name=lambda p: p.stem.removesuffix("_mask"))
+            found, unpaired = match(
+                images, masks, lambda s, d=mask_dir: f"{d / s}_mask.gif", lambda s, d=image_dir: f"{d / s}.jpg"
+            )
+        elif csv_path.is_file():
+            rows, unpaired = read_rle_rows(csv_path)
+            found = [Pair(images[s], csv_path, rows[s]) for s in sorted(images) if s in rows]
+            unpaired += [f"{csv_path}: no row for image {images[s]}" for s in sorted(set(images) - set(rows))]
+            unpaired += [
+                f"{csv_path}: row {s}.jpg has no image in {image_dir}" for s in sorted(set(rows) - set(images))
+            ]
+        else:
+            found, unpaired = [], [f"{mask_dir}: no masks (neither this folder nor {csv_path.name}); {EXPECTED_LAYOUT}"]
+        listing.parts[name] = found
+        listing.problems += unpaired
+        where.append(f"{len(found)} in {name}/" + ("" if mask_dir.is_dir() else f" (masks from {csv_path.name})"))
+    held_out = "" if (root / "val").is_dir() else "; validation: whole cars held out"
+    listing.where = ", ".join(where) + held_out
+    return listing
 
 
 class CarvanaDataset(Dataset):
@@ -85,16 +100,32 @@ class CarvanaDataset(Dataset):
         root: The Carvana folder (see the module docstring for the layouts read).
         split: ``"train"``, ``"val"`` or ``"test"`` (test has no masks).
         size: ``(H, W)`` to resize to, or None for the file's size (1280x1918).
-        augment: ``False``/``"none"``, ``"original"`` or ``True``/``"default"`` (see transforms).
+        augment: ``False``/``"none"``, ``"flip"``, ``"original"`` or ``True``/``"default"`` (see transforms).
         val_fraction: Share of cars held out for validation when there is no ``val/`` folder.
         seed: Seed of that split.
-        cache: Where decoded, resized uint8 pictures are kept after their first read: ``"disk"`` (one
-            file in the user's cache folder that all workers share, see ``unet_lib.data.cache``),
-            ``"memory"`` (each process keeps its own copy; True means this) or ``"none"`` (False).
 
     Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W] with values {0, 1})``,
     or just the image for the test split. ``ids[i]`` is the id of item ``i``.
     """
+
+    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
+    name: ClassVar[str] = "carvana"
+    title: ClassVar[str] = "Carvana"  # as a sentence names it
+    class_names: ClassVar[tuple[str, ...]] = ("background", "car")  # two classes: one output channel
+    layout: ClassVar[str] = EXPECTED_LAYOUT
+    split_predictions: ClassVar[str] = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
+    background: ClassVar[int | None] = 0
+    list_pairs = staticmethod(list_pairs)
+
+    @staticmethod
+    def looks_like(root: Path) -> bool:
+        """A Kaggle Carvana tree: ``train/``, ``val/`` or ``test/``."""
+        return any((root / name).is_dir() for name in SPLITS)
+
+    @classmethod
+    def configure(cls, config: TrainConfig, dataset: Dataset) -> TrainConfig:
+        """``config`` as it is: this dataset names its own classes."""
+        return config
 
     def __init__(
         self,
@@ -104,92 +135,65 @@ class CarvanaDataset(Dataset):
         augment: bool | str = False,
         val_fraction: float = 0.2,
         seed: int = SPLIT_SEED,
-        cache: CacheMode | bool = "none",
     ):
         if split not in SPLITS:
             raise InputError(f"split: expected one of {SPLITS}, got {split!r}")
         self.root = Path(root)
-        self.split = split
-        self.size = tuple(size) if size is not None else None
-        self.transform = build_transforms(augment, mask_fill=0)  # _load resizes
-        self._rles: dict[str, str] = {}
-        self.image_dir, self.mask_dir = self._locate(split)
-        self.ids = self._select_ids(split, val_fraction, seed)
-        self.cache = PictureCache(
-            cache, self._decode, self.source_files, len(self.ids), size=self.size, label=f"carvana-{split}"
-        )
-
-    def _locate(self, split: str) -> tuple[Path, Path | None]:
         if not self.root.is_dir():
             raise InputError(f"{self.root}: folder not found; {EXPECTED_LAYOUT}")
+        self.split = split
+        self.size = tuple(size) if size is not None else None
+        self.transform = build_transforms(augment, mask_fill=0)
+        self.pairs = self._find(split, val_fraction, seed)  # one per item; test items have no mask (mask None)
+        self.ids = [pair.id for pair in self.pairs]
+        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
+
+    def _find(self, split: str, val_fraction: float, seed: int) -> list[Pair]:
         if split == "test":
             folder = self.root / "test"
             if not folder.is_dir():
                 raise InputError(f"{folder}: folder not found; {EXPECTED_LAYOUT}")
-            return folder, None
-        name = "val" if split == "val" and (self.root / "val").is_dir() else "train"
-        image_dir, mask_dir = self.root / name, self.root / f"{name}_masks"
-        if not image_dir.is_dir():
-            raise InputError(f"{image_dir}: folder not found; {EXPECTED_LAYOUT}")
-        if mask_dir.is_dir():
-            self._check_pairs(image_dir, mask_dir)
-            return image_dir, mask_dir
-        csv_path = self.root / f"{name}_masks.csv"
-        if not csv_path.is_file():
-            raise InputError(f"{mask_dir}: no masks (neither this folder nor {csv_path.name}); {EXPECTED_LAYOUT}")
-        self._rles = _read_rle_csv(csv_path)
-        missing = sorted(set(_list_images(image_dir)) - set(self._rles))
-        if missing:
-            raise InputError(
-                f"{csv_path}: no mask for image {image_dir / missing[0]}.jpg ({len(missing)} images without masks)"
-            )
-        return image_dir, None
+            images = by_stem(folder, IMAGE_SUFFIXES, [])
+            if not images:
+                raise InputError(f"{folder}: no .jpg images; {EXPECTED_LAYOUT}")
+            return [Pair(images[s], None) for s in sorted(images)]
+        listing = list_pairs(self.root)
+        listing.raise_first(self.root)
+        if not listing.parts["train"]:
+            raise InputError(f"{self.root / 'train'}: no .jpg images; {EXPECTED_LAYOUT}")
+        if "val" in listing.parts:  # the original layout: val/ holds the validation cars
+            return listing.parts[split]
+        pairs = listing.parts["train"]
+        chosen = set(split_by_car([p.id for p in pairs], val_fraction, seed)[split == "val"])
+        return [p for p in pairs if p.id in chosen]
 
     @staticmethod
-    def _check_pairs(image_dir: Path, mask_dir: Path) -> None:
-        images = set(_list_images(image_dir))
-        masks = {p.stem.removesuffix("_mask") for p in mask_dir.iterdir() if p.is_file()}
-        if images - masks:
-            first = sorted(images - masks)[0]
-            raise InputError(
-                f"{image_dir / first}.jpg: image without mask (expected {mask_dir / first}_mask.gif; "
-                f"{len(images - masks)} images have none)"
-            )
-        if masks - images:
-            first = sorted(masks - images)[0]
-            raise InputError(f"{mask_dir / first}_mask.gif: mask without image (expected {image_dir / first}.jpg)")
+    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
+        """check-data: mask value -> class tables; masks hold 0/1, or 0/255 (255 is the car)."""
+        zero_one, zero_255 = np.full(256, OUTSIDE, dtype=np.int64), np.full(256, OUTSIDE, dtype=np.int64)
+        zero_one[:2], zero_255[0], zero_255[255] = (0, 1), 0, 1
+        return [zero_one, zero_255]
 
-    def _select_ids(self, split: str, val_fraction: float, seed: int) -> list[str]:
-        ids = _list_images(self.image_dir)
-        if not ids:
-            raise InputError(f"{self.image_dir}: no .jpg images; {EXPECTED_LAYOUT}")
-        if split == "test" or self.image_dir.name == "val":
-            return ids
-        if (self.root / "val").is_dir():
-            return ids  # the original layout: train/ holds only training cars
-        train_ids, val_ids = split_by_car(ids, val_fraction, seed)
-        return train_ids if split == "train" else val_ids
+    @staticmethod
+    def evaluation_metrics(config: TrainConfig, tta: bool = False) -> list[Scores]:
+        """What ``python -m unet_lib evaluate`` reports: Dice and more at the network's size, Kaggle's Dice at
+        the photos' size, both with and without flip TTA (so ``tta`` changes nothing)."""
+        return binary_metrics(config.threshold)
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CarvanaDataset:
+        """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
+        return cls(config.data_dir, split, config.image_size, augment, config.val_fraction)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.pairs)
 
     def image_path(self, index: int) -> Path:
-        stem = self.ids[index]
-        for suffix in (".jpg", ".jpeg", ".png", ".JPG"):
-            if (path := self.image_dir / f"{stem}{suffix}").is_file():
-                return path
-        return self.image_dir / f"{stem}.jpg"
+        return self.pairs[index].image
 
     def mask_source(self, index: int) -> Path:
         """Where the mask of item ``index`` comes from: its mask file, or the RLE CSV."""
-        stem = self.ids[index]
-        if self.mask_dir is None:
-            return self.root / f"{self.image_dir.name}_masks.csv"
-        gif = self.mask_dir / f"{stem}_mask.gif"
-        if gif.is_file():
-            return gif  # the Kaggle name, found without scanning a folder of 5,088 masks (7 ms per item)
-        candidates = sorted(self.mask_dir.glob(f"{stem}_mask.*"))
-        return candidates[0] if candidates else gif
+        return self.pairs[index].mask
 
     def source_files(self, index: int) -> list[Path]:
         """The files item ``index`` is decoded from: its photo, and its mask file or the RLE CSV."""
@@ -197,15 +201,16 @@ class CarvanaDataset(Dataset):
 
     def read_mask(self, index: int) -> np.ndarray:
         """The full-resolution mask of item ``index``: uint8 {0, 1} [H, W]."""
-        if self.mask_dir is not None:
-            return read_mask(self.mask_source(index))
-        width, height = image_size(self.image_path(index))
+        pair = self.pairs[index]
+        if pair.rle is None:
+            return read_mask(pair.mask)
+        width, height = image_size(pair.image)
         try:
-            return rle_decode(self._rles[self.ids[index]], (height, width))
+            return rle_decode(pair.rle, (height, width))
         except InputError as err:
-            raise InputError(f"{self.mask_source(index)}: row {self.ids[index]}.jpg: {err}") from None
+            raise InputError(f"{pair.mask}: row {pair.image.name}: {err}") from None
 
-    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W], read from the files."""
         path = self.image_path(index)
         image = read_image(path, min_size=self.size)
@@ -219,14 +224,10 @@ class CarvanaDataset(Dataset):
                     f"{mask.shape[1]}x{mask.shape[0]}; expected the same size"
                 )
         if self.size is not None:
-            image, mask = resize_pair(image, mask, self.size)  # resized before caching: the cache stays small
+            image, mask = resize_pair(image, mask, self.size)  # resized before any cache: it stays small
         return image, mask
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The uint8 image and mask before augmentation, through the cache."""
-        return self.cache.get(index)
-
     def __getitem__(self, index: int):
-        image, mask = self._load(index)
+        image, mask = self.load(index)
         image, mask = apply(self.transform, image, mask)
         return image if mask is None else (image, mask)

@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from unet_lib.data.check_pairs import Pair, list_pairs
-from unet_lib.data.cityscapes import CLASS_NAMES, NUM_LABEL_IDS, label_to_train_lut
-from unet_lib.data.folder import FolderClasses, classes_from_counts, read_classes_file
+from unet_lib.data import DATASETS, detect_dataset
+from unet_lib.data.cityscapes import NUM_LABEL_IDS
+from unet_lib.data.folder import FolderClasses
 from unet_lib.data.io import image_size, read_class_mask
+from unet_lib.data.pairs import OUTSIDE, Pair
+from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
-from unet_lib.rle import rle_decode
 
 DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
 DTYPES |= {"I": "int32", "RLE": "uint8"}
-OUTSIDE = -1  # in a value -> class table: a value that is no label at all
 
 
 @dataclass
@@ -68,18 +68,6 @@ class DataReport:
         return not self.problems
 
 
-def detect_dataset(root: str | Path) -> str | None:
-    """``"folder"``, ``"cityscapes"`` or ``"carvana"`` by a folder's layout; None when it looks like none of them."""
-    root = Path(root)
-    if (root / "images").is_dir():
-        return "folder"
-    if (root / "leftImg8bit").is_dir():
-        return "cityscapes"
-    if any((root / name).is_dir() for name in ("train", "test", "val")):
-        return "carvana"
-    return None
-
-
 def read_pair(pair: Pair) -> MaskResult:
     """Read a pair's picture header and its whole mask; a bad file becomes a problem, not an exception."""
     result = MaskResult()
@@ -106,38 +94,6 @@ def read_pair(pair: Pair) -> MaskResult:
             f"{pair.mask}: mask is {mw}x{mh} but its image {pair.image} is {w}x{h}; expected the same size"
         )
     return result
-
-
-def value_tables(report: DataReport, root: Path, total: np.ndarray) -> list[np.ndarray]:
-    """Mask value -> class index (``IGNORE_INDEX``: ignored, ``OUTSIDE``: no label) tables, fixing the class names.
-
-    One table for the whole tree, or for Carvana two: masks hold 0/1, or 0/255 (255 is the car).
-    """
-    table = np.full(256, OUTSIDE, dtype=np.int64)
-    if report.dataset == "carvana":
-        report.class_names = ["background", "car"]
-        zero_one, zero_255 = table.copy(), table.copy()
-        zero_one[:2], zero_255[0], zero_255[255] = (0, 1), 0, 1
-        return [zero_one, zero_255]
-    if report.dataset == "cityscapes":
-        report.class_names = list(CLASS_NAMES)
-        table[:NUM_LABEL_IDS] = label_to_train_lut()[:NUM_LABEL_IDS].numpy()
-        table[255] = IGNORE_INDEX
-        return [table]
-    names_file = root / "classes.txt"
-    try:
-        report.classes = FolderClasses(read_classes_file(names_file)) if names_file.is_file() else None
-    except InputError as err:
-        report.problems.append(str(err))
-    report.classes = report.classes or classes_from_counts(total)
-    report.class_names = list(report.classes.names)
-    lut = report.classes.lut().long().numpy()
-    table[report.classes.allowed()] = lut[report.classes.allowed()]
-    if report.classes.foreground_255:
-        report.notes.append("255 is the foreground: the masks hold 0 and 255 and there is no classes.txt")
-    elif names_file.is_file() and report.classes.binary and total[255] and not total[1]:
-        report.notes.append("255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?")
-    return [table]
 
 
 def outside_problem(report: DataReport, mask: Path, counts: np.ndarray, table: np.ndarray) -> str | None:
@@ -184,14 +140,10 @@ def check_tree(
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; expected a dataset folder to check")
-    dataset = dataset or detect_dataset(root)
-    if dataset is None:
-        raise InputError(
-            f"{root}: neither a folder tree (images/, masks/), a Carvana tree (train/, train_masks/) nor a "
-            "Cityscapes tree (leftImg8bit/, gtFine/); pass --dataset to say which it should be"
-        )
-    report = DataReport(root, dataset, size=size, depth=depth)
-    pairs, report.problems, report.splits = list_pairs(root, dataset, mode)
+    kind = DATASETS[dataset or detect_dataset(root)]
+    report = DataReport(root, kind.name, size=size, depth=depth)
+    listing = kind.list_pairs(root, mode)
+    pairs, report.problems, report.splits = listing.pairs, listing.problems, listing.where
     report.pairs = len(pairs)
     workers = min(8, os.cpu_count() or 1)  # decoding releases the GIL: threads read masks in parallel
     with ThreadPoolExecutor(workers) as pool:
@@ -209,7 +161,8 @@ def check_tree(
             report.mask_modes[f"{result.mask_mode} ({DTYPES.get(result.mask_mode, '?')})"] += 1
         if result.counts is not None:
             report.value_counts += result.counts
-    tables = value_tables(report, root, report.value_counts)
+    tables = kind.value_tables(root, report.value_counts, report)
+    report.class_names = list(kind.class_names or report.classes.names)
     report.class_pixels = np.zeros(len(report.class_names), dtype=np.int64)
     for pair, result in zip(pairs, results, strict=True):
         if result.counts is None:

@@ -12,18 +12,20 @@ every other id (unlabeled, ego vehicle, parking, ...) becomes ``IGNORE_INDEX`` (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.datasets import Cityscapes
 
-from unet_lib.data.cache import CacheMode, PictureCache
+from unet_lib.config import AnnotationMode, TrainConfig
 from unet_lib.data.io import read_image, read_label_map
+from unet_lib.data.pairs import OUTSIDE, Listing, match
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
-from unet_lib.metrics import IGNORE_INDEX
+from unet_lib.evaluation import Batch, upsample
+from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix
 
 EXPECTED_LAYOUT = """expected a Cityscapes folder like
   data/cityscapes/
@@ -39,7 +41,6 @@ CLASS_NAMES = [c.name for c in TRAIN_CLASSES]
 CLASS_COLORS = [c.color for c in TRAIN_CLASSES]
 NUM_CLASSES = len(TRAIN_CLASSES)  # 19
 NUM_LABEL_IDS = 34  # labelIds 0..33 in the label files (the original project's model predicts these directly)
-AnnotationMode = Literal["fine", "coarse"]  # gtFine or gtCoarse label files
 
 
 def label_to_train_lut() -> torch.Tensor:
@@ -59,6 +60,132 @@ def train_to_label_lut() -> torch.Tensor:
     return lut
 
 
+VOID = NUM_CLASSES  # confusion-matrix column 19: a predicted labelId that is not evaluated (unlabeled, parking, ...)
+# The 7 categories with evaluated classes ("void" has none), in the official order.
+CATEGORY_NAMES = list(dict.fromkeys(c.category for c in sorted(TRAIN_CLASSES, key=lambda c: c.category_id)))
+CLASS_CATEGORY = [CATEGORY_NAMES.index(c.category) for c in TRAIN_CLASSES]  # trainId -> category index
+
+
+def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
+    """Class and category IoU, their means, and pixel accuracy, following the official definitions.
+
+    Only pixels whose ground truth is an evaluated class count. For a class, a false negative is
+    any other prediction on its pixels, void ones included; a false positive is a prediction of
+    the class on a pixel of another evaluated class. A category is scored the same way after
+    merging its classes. Classes (categories) with neither ground truth nor prediction get NaN
+    and are left out of the mean, as in the official script.
+
+    Args:
+        mat: Confusion matrix [>= 19, 20]: rows are true trainIds, columns predicted trainIds
+            and, last, ``VOID`` (any non-evaluated labelId).
+
+    Returns:
+        ``pixel_accuracy``, ``miou``, ``iou`` ({class name: IoU}), ``category_miou``,
+        ``category_iou`` ({category name: IoU}) and ``mat`` (the int64 counts [19, 19] of true
+        against predicted trainIds, for a confusion-matrix figure).
+    """
+    counts = mat[:NUM_CLASSES, :NUM_CLASSES].cpu().clone()
+    mat = mat[:NUM_CLASSES].double().cpu()  # (19, 20): only evaluated ground truth
+    tp = mat.diag()
+    fn = mat.sum(1) - tp  # row: everything predicted on the class's pixels, void included
+    fp = mat[:, :NUM_CLASSES].sum(0) - tp  # column: the class predicted on other evaluated pixels
+    iou = tp / (tp + fp + fn)  # 0 / 0 = NaN for a class absent from both
+
+    member = torch.zeros(NUM_CLASSES, len(CATEGORY_NAMES), dtype=torch.float64)
+    member[torch.arange(NUM_CLASSES), torch.tensor(CLASS_CATEGORY)] = 1  # (19, 7) one-hot
+    by_category = member.T @ mat  # (7, 20): true category x predicted class
+    merged = by_category[:, :NUM_CLASSES] @ member  # (7, 7): true category x predicted category
+    cat_tp = merged.diag()
+    cat_fn = by_category.sum(1) - cat_tp
+    cat_fp = merged.sum(0) - cat_tp
+    category_iou = cat_tp / (cat_tp + cat_fp + cat_fn)
+    return {
+        "pixel_accuracy": (tp.sum() / mat.sum()).item(),
+        "miou": iou.nanmean().item(),
+        "iou": dict(zip(CLASS_NAMES, iou.tolist(), strict=True)),
+        "category_miou": category_iou.nanmean().item(),
+        "category_iou": dict(zip(CATEGORY_NAMES, category_iou.tolist(), strict=True)),
+        "mat": counts,
+    }
+
+
+class OfficialScores:
+    """The official pixel-level scores (see :func:`cityscapes_scores`), counted at the labels' own size:
+    ``evaluate``'s metric for Cityscapes. Needs a loader with full-size labels (``with_full_masks``).
+
+    A 19-class model's argmax is a trainId, mapped to its labelId; a 34-class model (the original
+    project's) predicts labelIds directly. A predicted labelId that is not evaluated is wrong, but no
+    class's false positive (column ``VOID``).
+
+    Args:
+        tta: Score the flip-averaged logits.
+    """
+
+    def __init__(self, tta: bool = False):
+        self.tta = tta
+        self.matrix: ConfusionMatrix | None = None
+
+    def label_ids(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits [C, H, W] -> labelIds [H, W]."""
+        labels = logits.argmax(0)  # (H, W)
+        if logits.shape[0] == NUM_CLASSES:
+            return train_to_label_lut().to(labels.device)[labels]
+        if logits.shape[0] != NUM_LABEL_IDS:
+            raise InputError(f"model: predicts {logits.shape[0]} classes; expected 19 trainIds or 34 labelIds")
+        return labels
+
+    def update(self, batch: Batch) -> None:
+        device = batch.logits.device
+        if self.matrix is None:
+            self.matrix = ConfusionMatrix(NUM_CLASSES + 1, device=device)
+        to_eval = label_to_train_lut().long().to(device)
+        to_eval[to_eval == IGNORE_INDEX] = VOID
+        logits = batch.tta_logits if self.tta else batch.logits
+        for k, target in enumerate(batch.full_masks):  # (H, W) trainIds, 255 where not evaluated
+            label_ids = self.label_ids(upsample(logits[k : k + 1], target.shape)[0])
+            self.matrix.update(to_eval[label_ids.long()], target)
+
+    def reduce_from_all_processes(self) -> None:
+        self.matrix = self.matrix or ConfusionMatrix(NUM_CLASSES + 1)
+        self.matrix.reduce_from_all_processes()
+
+    def compute(self) -> dict[str, Any]:
+        return cityscapes_scores(self.matrix.mat)
+
+
+def list_pairs(root: Path, mode: str = "fine", splits: tuple[str, ...] = ("train", "val")) -> Listing:
+    """``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine/<split>/<city>/*_gtFine_labelIds.png``.
+
+    With ``mode="coarse"``, the ``gtCoarse`` labels instead. ``splits``: the parts to list (training reads
+    train and val).
+    """
+    gt = "gtFine" if mode == "fine" else "gtCoarse"
+    suffix = f"_{gt}_labelIds.png"
+    listing, where = Listing(), []
+    for split in splits:
+        image_dir, label_dir = root / "leftImg8bit" / split, root / gt / split
+        if not image_dir.is_dir() or not label_dir.is_dir():
+            missing, half = (image_dir, "leftImg8bit") if not image_dir.is_dir() else (label_dir, gt)
+            listing.problems.append(f"{missing}: folder not found (the {half} half is missing); {EXPECTED_LAYOUT}")
+            continue
+        images = {p.name.removesuffix("_leftImg8bit.png"): p for p in sorted(image_dir.glob("*/*_leftImg8bit.png"))}
+        labels = {p.name.removesuffix(suffix): p for p in sorted(label_dir.glob(f"*/*{suffix}"))}
+        found, unpaired = match(
+            images,
+            labels,
+            lambda s, d=label_dir: f"{d / s.split('_')[0] / s}{suffix}",
+            lambda s, d=image_dir: f"{d / s.split('_')[0] / s}_leftImg8bit.png",
+        )
+        listing.parts[split] = found
+        listing.problems += [
+            line.replace("without mask", "without labels").replace("mask without", "labels without")
+            for line in unpaired
+        ]
+        where.append(f"{len(found)} {split}")
+    listing.where = ", ".join(where) + f" ({gt})"
+    return listing
+
+
 class CityscapesDataset(Dataset):
     """Cityscapes images with trainId label maps.
 
@@ -69,12 +196,29 @@ class CityscapesDataset(Dataset):
         size: ``(H, W)`` to resize to, or None for the file size (1024x2048).
         augment: ``False``/``"none"``, ``"original"`` or ``True``/``"default"``; colour jitter is
             added whenever augmenting.
-        cache: ``"disk"`` (one shared file in the user's cache folder), ``"memory"`` (a copy in each
-            process; True) or ``"none"`` (False): where decoded, resized pictures are kept.
 
     Items are ``(image float [3, H, W] in [0, 1], labels int64 [H, W])`` with trainIds 0..18 and
     255 for ignored pixels. ``ids[i]`` is ``<city>_<seq>_<frame>``.
     """
+
+    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
+    name: ClassVar[str] = "cityscapes"
+    title: ClassVar[str] = "Cityscapes"  # as a sentence names it
+    class_names: ClassVar[tuple[str, ...]] = tuple(CLASS_NAMES)  # the 19 trainIds
+    layout: ClassVar[str] = EXPECTED_LAYOUT
+    split_predictions: ClassVar[str] = "labelid-pngs"  # predict --data: labelId PNGs for the official evaluator
+    background: ClassVar[int | None] = None  # every class is painted
+    list_pairs = staticmethod(list_pairs)
+
+    @staticmethod
+    def looks_like(root: Path) -> bool:
+        """A Cityscapes tree: ``leftImg8bit/``."""
+        return (root / "leftImg8bit").is_dir()
+
+    @classmethod
+    def configure(cls, config: TrainConfig, dataset: Dataset) -> TrainConfig:
+        """``config`` as it is: this dataset names its own classes."""
+        return config
 
     def __init__(
         self,
@@ -83,7 +227,6 @@ class CityscapesDataset(Dataset):
         mode: AnnotationMode = "fine",
         size: tuple[int, int] | None = None,
         augment: bool | str = False,
-        cache: CacheMode | bool = "none",
     ):
         self.root = Path(root)
         if mode not in get_args(AnnotationMode):
@@ -91,44 +234,38 @@ class CityscapesDataset(Dataset):
         splits = ("train", "val", "test") if mode == "fine" else ("train", "train_extra", "val")
         if split not in splits:
             raise InputError(f"split: expected one of {splits} for mode={mode!r}, got {split!r}")
-        self._check_layout(split, mode)
-        base = Cityscapes(str(self.root), split=split, mode=mode, target_type="semantic")
-        pairs = sorted(zip(base.images, (t[0] for t in base.targets), strict=True))
-        self.images = [Path(p) for p, _ in pairs]
-        self.targets = [Path(t) for _, t in pairs]
-        if not self.images:
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: folder not found; {EXPECTED_LAYOUT}")
+        listing = list_pairs(self.root, mode, (split,))
+        listing.raise_first(self.root)
+        if not listing.pairs:
             raise InputError(f"{self.root / 'leftImg8bit' / split}: no *_leftImg8bit.png images; {EXPECTED_LAYOUT}")
-        self._check_pairs(mode)
-        self.ids = [p.name.removesuffix("_leftImg8bit.png") for p in self.images]
+        self.images = [pair.image for pair in listing.pairs]
+        self.targets = [pair.mask for pair in listing.pairs]
+        self.ids = [pair.id for pair in listing.pairs]
         self.split, self.mode = split, mode
         self.size = tuple(size) if size is not None else None
         self.transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
         self.lut = label_to_train_lut()
-        self.cache = PictureCache(
-            cache, self._decode, self.source_files, len(self.images), size=self.size, label=f"cityscapes-{mode}-{split}"
-        )
+        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
 
-    def _check_layout(self, split: str, mode: str) -> None:
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: folder not found; {EXPECTED_LAYOUT}")
-        gt = "gtFine" if mode == "fine" else "gtCoarse"
-        for part in ("leftImg8bit", gt):
-            if not (self.root / part / split).is_dir():
-                raise InputError(
-                    f"{self.root / part / split}: folder not found (the {part} half is missing); {EXPECTED_LAYOUT}"
-                )
+    @staticmethod
+    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
+        """check-data: one mask value -> trainId table (``OUTSIDE`` for values that are no labelId)."""
+        table = np.full(256, OUTSIDE, dtype=np.int64)
+        table[:NUM_LABEL_IDS] = label_to_train_lut()[:NUM_LABEL_IDS].numpy()
+        table[255] = IGNORE_INDEX
+        return [table]
 
-    def _check_pairs(self, mode: str) -> None:
-        for image, target in zip(self.images, self.targets, strict=True):
-            if not target.is_file():
-                raise InputError(f"{image}: image without labels (expected {target})")
-        suffix = f"_{'gtFine' if mode == 'fine' else 'gtCoarse'}_labelIds.png"
-        gt_dir = self.targets[0].parent.parent
-        known = set(self.targets)
-        for target in sorted(gt_dir.glob(f"*/*{suffix}")):
-            if target not in known:
-                image = target.name.removesuffix(suffix) + "_leftImg8bit.png"
-                raise InputError(f"{target}: labels without image (expected leftImg8bit/.../{image})")
+    @staticmethod
+    def evaluation_metrics(config: TrainConfig, tta: bool = False) -> list[OfficialScores]:
+        """What ``python -m unet_lib evaluate`` reports: the official scores at the labels' size."""
+        return [OfficialScores(tta)]
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CityscapesDataset:
+        """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
+        return cls(config.data_dir, split, config.mode, config.image_size, augment)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -138,11 +275,15 @@ class CityscapesDataset(Dataset):
         label_ids = torch.from_numpy(read_label_map(self.targets[index]))
         return self.lut[label_ids.long()]
 
+    def read_mask(self, index: int) -> np.ndarray:
+        """Full-resolution trainIds of item ``index`` (255 where not evaluated): uint8 [H, W]."""
+        return self.read_labels(index).numpy()
+
     def source_files(self, index: int) -> list[Path]:
         """The files item ``index`` is decoded from: its picture and its labelIds."""
         return [self.images[index], self.targets[index]]
 
-    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and trainIds [H, W], read from the files."""
         image = read_image(self.images[index])
         labels = self.read_labels(index)
@@ -155,11 +296,8 @@ class CityscapesDataset(Dataset):
             image, labels = resize_pair(image, labels, self.size)
         return image, labels
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.cache.get(index)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self._load(index)
+        image, labels = self.load(index)
         return apply(self.transform, image, labels)
 
 

@@ -16,21 +16,19 @@ import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
-from unet_lib.data.cache import CacheMode, PictureCache
+from unet_lib.config import TrainConfig
 from unet_lib.data.io import image_size, read_class_mask, read_image
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
+from unet_lib.evaluation import Scores, binary_metrics
 from unet_lib.metrics import IGNORE_INDEX
-
-if TYPE_CHECKING:  # the config imports this package; importing it at run time would be circular
-    from unet_lib.config import TrainConfig
 
 EXPECTED_LAYOUT = """expected a folder like
   data/mine/
@@ -39,7 +37,6 @@ EXPECTED_LAYOUT = """expected a folder like
     classes.txt                 (optional: one class name per line)
     val/images/, val/masks/     (optional: the validation pictures)"""
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLIT_SEED = 0  # which pictures are held out when there is no val/ folder; fixed, so every run holds out the same
 
 
@@ -115,29 +112,56 @@ def classes_from_counts(counts: np.ndarray) -> FolderClasses:
     return FolderClasses(tuple(f"class {i}" for i in range(largest + 1)))
 
 
-def list_pictures(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    """``{stem: path}`` of the files in ``folder`` with one of ``suffixes`` (the first, in name order, per stem)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-        if path.is_file() and path.suffix.lower() in suffixes:
-            found.setdefault(path.stem, path)
-    return found
-
-
-def folder_parts(root: Path) -> list[tuple[Path, Path]]:
-    """``(images, masks)`` folders of a tree: the top level, then ``val/`` when it holds both."""
-    parts = [(root / "images", root / "masks")]
+def folder_parts(root: Path) -> dict[str, tuple[Path, Path]]:
+    """``{part: (images, masks)}`` folders of a tree: ``"train"`` at the top level, ``"val"`` when ``val/`` holds both."""
+    parts = {"train": (root / "images", root / "masks")}
     if (root / "val" / "images").is_dir() and (root / "val" / "masks").is_dir():
-        parts.append((root / "val" / "images", root / "val" / "masks"))
+        parts["val"] = (root / "val" / "images", root / "val" / "masks")
     return parts
+
+
+def list_pairs(root: Path, mode: str = "fine") -> Listing:
+    """``images/<stem>.jpg|png`` with ``masks/<stem>.png``, and the same under ``val/`` (``mode`` is Cityscapes')."""
+    if not (root / "images").is_dir():
+        raise InputError(f"{root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
+    listing = Listing()
+    problems = listing.problems
+    for part in ("images", "masks"):
+        if (root / "val" / part).is_dir() and not (root / "val" / ("masks" if part == "images" else "images")).is_dir():
+            problems.append(
+                f"{root / 'val' / part}: found without its partner folder; expected val/images and val/masks"
+            )
+    for name, (image_dir, mask_dir) in folder_parts(root).items():
+        if not mask_dir.is_dir():
+            problems.append(f"{mask_dir}: folder not found; expected a mask <name>.png for each picture in {image_dir}")
+        images = by_stem(image_dir, IMAGE_SUFFIXES, problems)
+        masks = by_stem(mask_dir, MASK_SUFFIXES, problems)
+        for stem, mask in sorted(masks.items()):
+            if mask.suffix.lower() != ".png" and stem in images:
+                del masks[stem], images[stem]  # one problem for the pair
+                problems.append(
+                    f"{mask}: not a PNG; expected {mask_dir / stem}.png (JPEG and other lossy formats change the labels)"
+                )
+        found, unpaired = match(
+            images, masks, lambda s, d=mask_dir: f"{d / s}.png", lambda s, d=image_dir: f"{d / s}.jpg"
+        )
+        listing.parts[name] = found
+        problems += unpaired
+    counts = [len(pairs) for pairs in listing.parts.values()]
+    listing.where = f"{counts[0]} in images/" + (f", {counts[1]} in val/images/" if len(counts) > 1 else "")
+    if len(counts) == 1:
+        listing.where += "; no val/ folder: a seeded share is held out for validation"
+    return listing
 
 
 def folder_classes(root: str | Path, progress: bool = False) -> FolderClasses:
     """The classes of a folder tree: from ``classes.txt``, or else by reading every mask (see the module docstring)."""
+    from tqdm.auto import tqdm
+
     root = Path(root)
     if (root / "classes.txt").is_file():
         return FolderClasses(read_classes_file(root / "classes.txt"))
-    masks = [p for _, mask_dir in folder_parts(root) for p in list_pictures(mask_dir, (".png",)).values()]
+    masks = [pair.mask for pair in list_pairs(root).pairs if pair.mask.suffix.lower() == ".png"]
     if not masks:
         raise InputError(f"{root / 'masks'}: no .png masks; {EXPECTED_LAYOUT}")
     counts = np.zeros(256, dtype=np.int64)
@@ -155,14 +179,26 @@ class FolderDataset(Dataset):
         size: ``(H, W)`` to resize to, or None for each file's own size.
         augment: ``False``/``"none"``, ``"flip"``, ``"original"`` or ``True``/``"default"`` (see transforms).
         val_fraction: Share of the pictures held out for validation when there is no ``val/`` folder.
-        seed: Seed of that split.
-        cache: ``"disk"``, ``"memory"`` or ``"none"``: where decoded, resized pictures are kept (see
-            ``unet_lib.data.cache``); the masks are cached as stored, so a new ``classes.txt`` needs no rebuild.
         classes: The tree's classes, when already known (by ``folder_classes`` or ``check-data``).
+        seed: Seed of the held-out share.
 
     Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W])`` with class indices and 255 for
     ignored pixels. ``ids[i]`` is the file stem of item ``i``.
     """
+
+    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
+    name: ClassVar[str] = "folder"
+    title: ClassVar[str] = "folder"  # as a sentence names it
+    class_names: ClassVar[tuple[str, ...]] = ()  # from the data: classes.txt, or the masks' values
+    layout: ClassVar[str] = EXPECTED_LAYOUT
+    split_predictions: ClassVar[str] = "masks"  # predict --data: a mask and an overlay per picture
+    background: ClassVar[int | None] = 0  # class 0 is left unpainted in overlays
+    list_pairs = staticmethod(list_pairs)
+
+    @staticmethod
+    def looks_like(root: Path) -> bool:
+        """A folder tree: ``images/``."""
+        return (root / "images").is_dir()
 
     def __init__(
         self,
@@ -171,9 +207,8 @@ class FolderDataset(Dataset):
         size: tuple[int, int] | None = None,
         augment: bool | str = False,
         val_fraction: float = 0.2,
-        seed: int = SPLIT_SEED,
-        cache: CacheMode | bool = "none",
         classes: FolderClasses | None = None,
+        seed: int = SPLIT_SEED,
     ):
         if split not in ("train", "val"):
             raise InputError(f"split: expected 'train' or 'val' for a folder dataset, got {split!r}")
@@ -182,45 +217,86 @@ class FolderDataset(Dataset):
             raise InputError(f"{self.root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
         self.split = split
         self.size = tuple(size) if size is not None else None
+        listing = list_pairs(self.root)
+        listing.raise_first(self.root)
+        if not listing.parts["train"]:
+            raise InputError(f"{self.root / 'images'}: no .jpg, .jpeg or .png pictures; {EXPECTED_LAYOUT}")
         self.classes = classes or folder_classes(self.root)
-        parts = folder_parts(self.root)
-        image_dir, mask_dir = parts[1] if split == "val" and len(parts) > 1 else parts[0]
-        self.images, self.masks = self._pairs(image_dir, mask_dir)
-        self.ids = sorted(self.images)
-        if len(parts) == 1:  # no val/ folder: hold out a seeded share
-            shuffled = list(self.ids)
+        pairs = listing.parts["val" if split == "val" and "val" in listing.parts else "train"]
+        if "val" not in listing.parts:  # no val/ folder: hold out a seeded share
+            shuffled = [pair.id for pair in pairs]
             random.Random(seed).shuffle(shuffled)
             num_val = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
             held_out = set(shuffled[:num_val])
-            self.ids = [i for i in self.ids if (i in held_out) == (split == "val")]
+            pairs = [pair for pair in pairs if (pair.id in held_out) == (split == "val")]
+        self.pairs: list[Pair] = pairs
+        self.ids = [pair.id for pair in pairs]
         self.lut = self.classes.lut()
         self.transform = build_transforms(augment, mask_fill=0 if self.classes.binary else IGNORE_INDEX)
-        self.cache = PictureCache(
-            cache, self._decode, self.source_files, len(self.ids), size=self.size, label=f"folder-{split}"
-        )
+        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
 
     @staticmethod
-    def _pairs(image_dir: Path, mask_dir: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-        images, masks = list_pictures(image_dir, IMAGE_SUFFIXES), list_pictures(mask_dir, (".png",))
-        if not images:
-            raise InputError(f"{image_dir}: no .jpg, .jpeg or .png pictures; {EXPECTED_LAYOUT}")
-        if missing := sorted(set(images) - set(masks)):
-            raise InputError(
-                f"{images[missing[0]]}: image without mask (expected {mask_dir / missing[0]}.png; "
-                f"{len(missing)} images have none)"
-            )
-        if orphans := sorted(set(masks) - set(images)):
-            raise InputError(f"{masks[orphans[0]]}: mask without image (expected {image_dir / orphans[0]}.jpg or .png)")
-        return images, masks
+    def evaluation_metrics(config: TrainConfig, tta: bool = False) -> list[Scores]:
+        """Two classes: Carvana's scores (``evaluation.binary_metrics``); more: mIoU and each class's IoU."""
+        if len(config.class_names) == 2:
+            return binary_metrics(config.threshold)
+        if tta:
+            raise InputError("--tta: scored for two-class folder data, Carvana and Cityscapes; leave it out here")
+        return [Scores(len(config.class_names))]
+
+    @classmethod
+    def from_config(
+        cls, config: TrainConfig, split: str, augment: str = "none", known: FolderClasses | None = None
+    ) -> FolderDataset:
+        """The ``split`` a config describes, at its size; ``known``: the classes, if check-data found them."""
+        return cls(config.data_dir, split, config.image_size, augment, config.val_fraction, known)
+
+    @staticmethod
+    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
+        """check-data: one mask value -> class table, from ``classes.txt`` or the values; sets ``report.classes``."""
+        names_file = root / "classes.txt"
+        try:
+            report.classes = FolderClasses(read_classes_file(names_file)) if names_file.is_file() else None
+        except InputError as err:
+            report.problems.append(str(err))
+        report.classes = report.classes or classes_from_counts(counts)
+        if report.classes.foreground_255:
+            report.notes.append("255 is the foreground: the masks hold 0 and 255 and there is no classes.txt")
+        elif names_file.is_file() and report.classes.binary and counts[255] and not counts[1]:
+            report.notes.append("255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?")
+        table = np.full(256, OUTSIDE, dtype=np.int64)
+        allowed = report.classes.allowed()
+        table[allowed] = report.classes.lut().long().numpy()[allowed]
+        return [table]
+
+    @classmethod
+    def configure(cls, config: TrainConfig, dataset: FolderDataset) -> TrainConfig:
+        """``config`` with the data's class names and a loss that fits their number.
+
+        Two classes train one output channel with ``config.loss`` (BCE or BCE + Dice), more train with
+        cross-entropy. A config that already names its classes is returned as it is (a different
+        number of classes in the data is an error).
+        """
+        names = dataset.classes.names
+        if config.class_names:
+            if len(config.class_names) != len(names):
+                raise InputError(
+                    f"{config.data_dir}: holds {len(names)} classes ({', '.join(names)}), but the config names "
+                    f"{len(config.class_names)} ({', '.join(config.class_names)})"
+                )
+            return config
+        binary = len(names) == 2
+        loss = config.loss if binary == (config.loss != "ce") else ("bce_dice" if binary else "ce")
+        return dataclasses.replace(config, class_names=tuple(names), loss=loss)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def image_path(self, index: int) -> Path:
-        return self.images[self.ids[index]]
+        return self.pairs[index].image
 
     def mask_path(self, index: int) -> Path:
-        return self.masks[self.ids[index]]
+        return self.pairs[index].mask
 
     def source_files(self, index: int) -> list[Path]:
         """The files item ``index`` is decoded from: its picture and its mask."""
@@ -243,7 +319,7 @@ class FolderDataset(Dataset):
         """The full-size mask of item ``index``: uint8 [H, W] of class indices, 255 where ignored."""
         return self.lut[self.read_raw_mask(index).long()].numpy()
 
-    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W] as stored, read from the files."""
         path = self.image_path(index)
         image = read_image(path, min_size=self.size)
@@ -255,36 +331,9 @@ class FolderDataset(Dataset):
                 f"{mask.shape[1]}x{mask.shape[0]}; expected the same size"
             )
         if self.size is not None:
-            image, mask = resize_pair(image, mask, self.size)  # resized before caching: the cache stays small
+            image, mask = resize_pair(image, mask, self.size)  # resized before any cache: it stays small
         return image, mask
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The uint8 image and mask (as stored) before augmentation, through the cache."""
-        return self.cache.get(index)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self._load(index)
+        image, mask = self.load(index)
         return apply(self.transform, image, self.lut[mask.long()])  # mask values -> class indices
-
-
-def fill_classes(config: TrainConfig, dataset: Dataset) -> TrainConfig:
-    """For folder data, ``config`` with the data's class names and a loss that fits their number.
-
-    Two classes train one output channel with ``config.loss`` (BCE or BCE + Dice), more train with
-    cross-entropy. Other configs, and folder configs that already name their classes, are returned as
-    they are (a different number of classes in the data is an error).
-    """
-    if config.dataset != "folder":
-        return config
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    names = dataset.classes.names
-    if config.class_names:
-        if len(config.class_names) != len(names):
-            raise InputError(
-                f"{config.data_dir}: holds {len(names)} classes ({', '.join(names)}), but the config names "
-                f"{len(config.class_names)} ({', '.join(config.class_names)})"
-            )
-        return config
-    loss = config.loss if (len(names) == 2) == (config.loss != "ce") else ("bce_dice" if len(names) == 2 else "ce")
-    return dataclasses.replace(config, class_names=tuple(names), loss=loss)

@@ -7,15 +7,15 @@ rotation to both. (Two plain tensors would leave the mask untouched, silently.)
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from unet_lib.config import AugmentKind
 from unet_lib.metrics import IGNORE_INDEX
 
-AugmentKind = Literal["none", "flip", "original", "default"]
 AUGMENTS = get_args(AugmentKind)
 
 

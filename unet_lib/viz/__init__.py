@@ -6,7 +6,7 @@ returns a Figure that pyplot has let go of, which a notebook shows once and ``fi
 
 from unet_lib.viz.colors import PaletteKind, colorize, outline, overlay, palette
 from unet_lib.viz.common import to_display  # the figure helpers stay in viz.common
-from unet_lib.viz.gallery import show_before_after, show_gallery
+from unet_lib.viz.gallery import RowLabels, show_before_after, show_gallery
 from unet_lib.viz.history import LiveHistory, plot_history
 from unet_lib.viz.images import (
     ERROR_COLORS,
@@ -39,6 +39,7 @@ __all__ = [
     "ERROR_COLORS",
     "LiveHistory",
     "PaletteKind",
+    "RowLabels",
     "activation_grid",
     "activation_image",
     "colorize",

@@ -6,12 +6,22 @@ Each row names its picture (id and, when given, its Dice), so a reader can tell 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
 from unet_lib.errors import InputError
 from unet_lib.viz.colors import outline, overlay
 from unet_lib.viz.common import Images, as_batch, as_mask2d, grid_figure, image_axis, picture_tile, to_display
+
+
+@dataclass(frozen=True)
+class RowLabels:
+    """What a gallery writes beside each row: the picture's name and, when given, its score."""
+
+    names: Sequence[str] | None = None  # one per row, e.g. the picture ids; None for "picture i"
+    scores: Sequence[float] | None = None  # one per row (e.g. its Dice), shown under its name; None for none
+    metric: str = "Dice"  # what the scores are, written before each one
 
 
 def _row_labels(count: int, names: Sequence[str] | None, scores: Sequence[float] | None, metric: str) -> list[str]:
@@ -27,11 +37,9 @@ def show_gallery(
     images: Images,
     probs: Images,
     masks: Images | None = None,
-    names: Sequence[str] | None = None,
-    scores: Sequence[float] | None = None,
+    labels: RowLabels | None = None,
     threshold: float = 0.5,
     title: str = "Predictions",
-    metric: str = "Dice",
 ) -> Figure:
     """One row per picture: the photo, the prediction painted over it, and the probability map.
 
@@ -43,14 +51,14 @@ def show_gallery(
         images: ``[B, 3, H, W]`` in [0, 1].
         probs: Car probabilities ``[B, 1, H, W]`` or ``[B, H, W]`` (``sigmoid`` of the logits).
         masks: Reference masks ``[B, H, W]`` (0/1), or None (e.g. the test photos).
-        names: One label per row, e.g. the picture ids; by default "picture i".
-        scores: One score per row (e.g. its Dice), shown under its name.
+        labels: Each row's name and score (:class:`RowLabels`), e.g.
+            ``RowLabels(names=ids, scores=dice.tolist())``; None for "picture i" and no scores.
         threshold: Probability above which a pixel is called car.
         title: Figure title.
-        metric: Name of ``scores`` in the row labels.
     """
     images, probs = as_batch(images, "images"), as_batch(probs, "probs")
-    labels = _row_labels(len(images), names, scores, metric)
+    labels = RowLabels() if labels is None else labels
+    row_labels = _row_labels(len(images), labels.names, labels.scores, labels.metric)
     fig, axes = grid_figure(len(images), 3, tile=picture_tile(images, width=2.6))
     shown = None
     for row, (image, prob) in enumerate(zip(images, probs, strict=True)):
@@ -63,7 +71,7 @@ def show_gallery(
         shown = axes[row, 2].imshow(prob.numpy(), cmap="viridis", vmin=0, vmax=1)
         second = f"prediction > {threshold:g} (red)" + (", reference (yellow)" if masks is not None else "")
         for col, name in enumerate(("photo", second, "probability of car")):
-            image_axis(axes[row, col], title=name if row == 0 else None, ylabel=labels[row] if col == 0 else None)
+            image_axis(axes[row, col], title=name if row == 0 else None, ylabel=row_labels[row] if col == 0 else None)
     fig.colorbar(shown, ax=axes[:, 2], label="P(car)", shrink=0.8)
     fig.suptitle(title)
     return fig

@@ -142,7 +142,7 @@ def show_layer_figure(
         image: Input ``[3, H, W]``.
         pred: Predicted mask ``[1, H, W]`` or ``[H, W]`` (probabilities or binary).
         activations: ``{layer name: [C, H, W] or [1, C, H, W]}`` in display order, e.g. the outputs of
-            ``downs.0``, ``bottleneck`` and ``ups.0`` from :func:`unet_lib.activations.capture`.
+            ``downs.0``, ``bottleneck`` and ``ups.0`` from :func:`unet_lib.inspect.hooks.capture`.
         reference: True mask, or None to leave it out.
         channel: Show this channel of every activation; None shows the mean over channels.
         title: Figure title.

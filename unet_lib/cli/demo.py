@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from unet_lib.baselines import mean_mask_dice, threshold_dice
 from unet_lib.checkpoint import model_from_checkpoint, new_run_dir
+from unet_lib.cli.baselines import mean_mask_dice, threshold_dice
 from unet_lib.config import recipe
 from unet_lib.data import build_datasets, build_loaders
-from unet_lib.engine import evaluate, train
+from unet_lib.evaluation import Scores, evaluate, predict
 from unet_lib.losses import make_loss
-from unet_lib.predict import predict_labels
+from unet_lib.training import train
 
 TARGET_DICE = 0.97  # the demo's promise on the held-out sample cars
 
@@ -34,18 +34,19 @@ def run_demo(
     models_dir: str | Path = "models/demo",
     epochs: int | None = None,
     threads: int | None = None,
-    progress: bool = True,
 ) -> int:
     """Train, evaluate and compare with baselines; returns 0 when the Dice target is met, else 1."""
     data_dir = Path(data_dir)
     if not data_dir.exists():
-        from unet_lib.data.sample import write_carvana_sample
+        from unet_lib.cli.sample import write_carvana_sample
 
         print(f"{data_dir} is absent: writing sample Carvana data there (1918x1280 JPEG + GIF masks + CSV)")
         started = time.perf_counter()
         write_carvana_sample(data_dir, num_cars=8)
         print(f"  done in {time.perf_counter() - started:.0f} s")
-    config = recipe("demo", data_dir=str(data_dir), device="cpu", **({"num_epochs": epochs} if epochs else {}))
+    config = recipe(
+        "demo", data_dir=str(data_dir), device="cpu", threads=threads, **({"num_epochs": epochs} if epochs else {})
+    )
     train_set, val_set = build_datasets(config)
     out_dir = new_run_dir(models_dir)
     print(
@@ -53,13 +54,13 @@ def run_demo(
         f"{len(train_set)} training / {len(val_set)} held-out images -> {out_dir}"
     )
     started = time.perf_counter()
-    history = train(config, out_dir, datasets=(train_set, val_set), threads=threads, progress=progress)
+    history = train(config, out_dir, datasets=(train_set, val_set))
     minutes = (time.perf_counter() - started) / 60
 
     best_model, _ = model_from_checkpoint(out_dir / "best.pt", num_classes=1)
     _, val_loader = build_loaders(config, train_set, val_set)
-    loss_fn = make_loss(config.loss, config.num_classes)
-    metrics = evaluate(best_model, val_loader, loss_fn, torch.device("cpu"), 1, config.threshold, progress=False)
+    loss_fn = make_loss(config.loss, 1)
+    metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn)
     train_images, train_masks = stack_dataset(build_datasets(dataclasses.replace(config, augment="none"))[0])
     val_images, val_masks = stack_dataset(val_set)
     mean_mask = mean_mask_dice(train_masks, val_masks)
@@ -67,8 +68,7 @@ def run_demo(
 
     from unet_lib.viz import show_predictions
 
-    with torch.inference_mode():
-        preds = predict_labels(best_model(val_images[:6]), config.threshold)  # (6, H, W)
+    preds = predict(best_model, val_images[:6], config.threshold)  # (6, H, W)
     figure = show_predictions(
         val_images[:6], preds, val_masks[:6], overlay=True, title="Held-out cars: top prediction, bottom reference"
     )

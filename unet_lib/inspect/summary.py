@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from unet_lib.activations import layer_names
 from unet_lib.errors import InputError
+from unet_lib.evaluation import eval_mode
+from unet_lib.inspect.hooks import layer_names
 
 COLUMNS = ("layer", "type", "input (C x H x W)", "output (C x H x W)", "parameters")
 
@@ -91,11 +92,9 @@ def model_summary(
         image = image.to(first.dtype)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    was_training = model.training
     handles = [module.register_forward_hook(partial(_record, rows, seen, name)) for name, module in modules.items()]
     try:
-        model.eval()
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             model(image)
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -103,7 +102,6 @@ def model_summary(
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return rows
 
 

@@ -1,7 +1,8 @@
-"""Helpers shared by the sample-data generators: random streams, argument checks, 2-D geometry."""
+"""Helpers shared by the sample-data generators: write options, random streams, argument checks, 2-D geometry."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,16 @@ PAINTS = [
     (0.03, (200, 160, 30)),
 ]
 # fmt: on
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How a sample is written, the same for every dataset: its seed, whether to overwrite, processes, a bar."""
+
+    seed: int = 0  # same seed, byte-identical files (whatever the number of workers)
+    overwrite: bool = False  # write into a non-empty folder, replacing the sample's own folders and files
+    workers: int | None = None  # processes writing at once; None for one per core
+    progress: bool = False  # show a progress bar (one step per car or picture)
 
 
 def rng_stream(seed: int, *stream: int) -> np.random.Generator:

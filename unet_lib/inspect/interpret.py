@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unet_lib.activations import find_layers
 from unet_lib.errors import InputError
+from unet_lib.inspect.hooks import find_layers
 
 
 @contextmanager

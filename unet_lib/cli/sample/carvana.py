@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from unet_lib.data.sample.cars import GLASS, design_car
-from unet_lib.data.sample.common import arc, check_positive, check_size, prepare_root, rng_stream
-from unet_lib.data.sample.pool import check_workers, run_all
-from unet_lib.rle import rle_encode
+from unet_lib.cli.sample.cars import GLASS, design_car
+from unet_lib.cli.sample.common import WriteOptions, arc, check_positive, check_size, prepare_root, rng_stream
+from unet_lib.cli.sample.pool import check_workers, run_all
+from unet_lib.data.rle import rle_encode
 
 CARVANA_SIZE = (1918, 1280)  # (W, H) of the Kaggle photos
 NUM_VIEWS = 16  # the turntable stops every 22.5 degrees: 01 front, 05 side, 09 back, 13 other side
@@ -237,11 +237,8 @@ def write_carvana_sample(
     root: str | Path,
     num_cars: int = 8,
     size: tuple[int, int] = CARVANA_SIZE,
-    seed: int = 0,
     num_test_cars: int = 2,
-    overwrite: bool = False,
-    workers: int | None = None,
-    progress: bool = False,
+    options: WriteOptions | None = None,
 ) -> list[str]:
     """Write procedural car photos in the Kaggle Carvana layout.
 
@@ -258,22 +255,23 @@ def write_carvana_sample(
         root: Folder to write into; created if missing.
         num_cars: Training cars (16 photos each); ``FULL_SIZE_CARS`` (318) is Kaggle's 5,088 photos.
         size: ``(width, height)`` of the photos; Kaggle's are 1918x1280.
-        seed: Same seed, byte-identical files (whatever ``workers``).
         num_test_cars: Cars written to ``test/`` without masks (0 for none).
-        overwrite: Write into a non-empty ``root``, replacing its ``train``, ``train_masks`` and
-            ``test`` folders and the two CSV files (anything else there is left alone).
-        workers: Processes writing cars at once; None for one per core.
-        progress: Show a progress bar (one step per car).
+        options: Seed, overwrite, workers and progress (:class:`WriteOptions`); None for seed 0, no
+            overwriting, one process per core and no bar. Same seed, byte-identical files, whatever
+            the workers. ``overwrite`` writes into a non-empty ``root``, replacing its ``train``,
+            ``train_masks`` and ``test`` folders and the two CSV files (anything else there is left
+            alone); ``progress`` counts cars.
 
     Returns:
         The training image ids, sorted.
     """
+    options = WriteOptions() if options is None else options
     check_positive(num_cars=num_cars)
     if num_test_cars != 0:
         check_positive(num_test_cars=num_test_cars)
-    check_workers(workers)
+    check_workers(options.workers)
     width, height = check_size(size)
-    root = prepare_root(root, overwrite)
+    root = prepare_root(root, options.overwrite)
     for name in ("train", "train_masks", "test"):
         if (root / name).exists():
             shutil.rmtree(root / name)
@@ -281,13 +279,14 @@ def write_carvana_sample(
     tasks, seen = [], set()
     for stream, folder, count in ((0, "train", num_cars), (1, "test", num_test_cars)):
         for index in range(count):
-            rng = rng_stream(seed, stream, index)
+            rng = rng_stream(options.seed, stream, index)
             car_id = rng.bytes(6).hex()
             while car_id in seen:
                 car_id = rng.bytes(6).hex()
             seen.add(car_id)
-            tasks.append((root, folder, seed, stream, index, rng, car_id, (width, height)))  # rng goes on from here
-    cars = run_all(_write_car, tasks, workers, progress, unit="car")
+            # rng goes on from here: _write_car draws the car from the same stream
+            tasks.append((root, folder, options.seed, stream, index, rng, car_id, (width, height)))
+    cars = run_all(_write_car, tasks, options.workers, options.progress, unit="car")
     masks_rows = [row for _, rows in cars for row in rows]
     with open(root / "train_masks.csv", "w", newline="") as f:
         csv.writer(f).writerows([["img", "rle_mask"], *sorted(masks_rows)])

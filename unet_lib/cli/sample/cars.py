@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from unet_lib.data.sample.common import PAINTS, arc, clip
+from unet_lib.cli.sample.common import PAINTS, arc, clip
 
 # Body styles as (share, width, clearance, wheel radius, belt, roof, windshield base x, roof front x,
 # roof back x, rear window base x, tail height), all in car lengths; the front is at x = +0.5.

@@ -1,21 +1,22 @@
 """The command line: ``python -m unet_lib {sample-data,check-data,train,evaluate,predict,export,demo} ...``.
 
-This module only parses arguments; ``unet_lib.commands`` does the work. A user's mistake ends in
+This module parses arguments; ``unet_lib.cli.commands`` does the work. A user's mistake ends in
 one line on stderr naming the file or argument, and exit code 2.
+
+The package also holds the tools around the core: prediction files and Kaggle submissions (``pictures``,
+``carvana``, ``cityscapes``), ONNX export, sample data, the picture cache, the demo, and the notebooks'
+profiles and workspace.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import get_args
 
-from unet_lib import commands
-from unet_lib.config import RECIPES
-from unet_lib.data import DatasetName
-from unet_lib.data.cache import CacheMode
-from unet_lib.engine import TrainingDiverged
+from unet_lib.config import RECIPES, CacheMode, ConfigError, DatasetName
 from unet_lib.errors import InputError
 
 EPILOG = """examples:
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = subcommands.add_parser("sample-data", help="write procedurally generated data in the real on-disk formats")
-    p.add_argument("dataset", choices=[name for name in get_args(DatasetName) if name != "folder"])
+    p.add_argument("dataset", choices=["carvana", "cityscapes"], help="the layout to write (your own: see check-data)")
     p.add_argument("dir", type=Path, help="folder to write, e.g. data/carvana")
     p.add_argument(
         "--cars", type=positive_int, default=8, help="carvana: number of training cars, 16 views each (default 8)"
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: a new models/<dataset>/run-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch stays)")
     p.add_argument(
         "--overfit-batch",
         action="store_true",
@@ -204,9 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from unet_lib.cli import commands  # after parsing: --help stays quick
+    from unet_lib.training import TrainingDiverged
+
+    if getattr(args, "quiet", False):
+        os.environ["UNET_PROGRESS"] = "0"  # no progress bars, in this process and its workers
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except InputError as err:
+    except (InputError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -21,7 +21,7 @@ from unet_lib.data.cityscapes import NUM_CLASSES
 from unet_lib.data.io import read_image, rgb_tensor
 from unet_lib.data.transforms import resize_pair
 from unet_lib.errors import InputError
-from unet_lib.predict import predict_labels, predict_logits
+from unet_lib.evaluation import predict_labels, predict_logits
 from unet_lib.viz.photo import car_mask, panel_titles, show_photo_prediction
 
 IMAGE_KINDS = "JPEG, PNG, GIF, BMP, TIFF or WebP"  # what PIL reads; the upload button offers image files only
@@ -56,7 +56,7 @@ def photo_logits(model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta
     """The model's logits for one picture at the picture's own resolution, as ``predict_full_res`` makes them.
 
     The photo is resized to the network's ``size`` (antialiased), predicted, and the logits are
-    upsampled back to the photo's size. The model runs in eval mode and is put back as it was.
+    upsampled back to the photo's size (``predict_logits`` runs the model in eval mode and puts it back).
 
     Args:
         model: The network.
@@ -67,15 +67,9 @@ def photo_logits(model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta
     Returns:
         float32 logits [C, H, W] on the CPU.
     """
-    was_training, device = model.training, next(model.parameters()).device
     small, _ = resize_pair(photo, None, tuple(size))
-    batch = (small.float() / 255).unsqueeze(0).to(device)  # (1, 3, h, w) in [0, 1]
-    model.eval()
-    try:
-        logits = predict_logits(model, batch, out_size=tuple(photo.shape[-2:]), tta=tta)  # (1, C, H, W)
-    finally:
-        model.train(was_training)
-    return logits[0].cpu()
+    batch = (small.float() / 255).unsqueeze(0).to(next(model.parameters()).device)  # (1, 3, h, w) in [0, 1]
+    return predict_logits(model, batch, out_size=tuple(photo.shape[-2:]), tta=tta)[0].cpu()  # (C, H, W)
 
 
 class PhotoPredictor:

@@ -7,19 +7,24 @@ missing is trained (quickly) instead of failing. Quick mode shrinks everything.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from unet_lib.profiles import notebook_profile
+from unet_lib.cli.profiles import notebook_profile
 
 SAMPLE_CARS = {True: 4, False: 8}  # quick mode? -> Carvana sample cars (16 photos each) written when data is absent
 SAMPLE_CITYSCAPES_IMAGES = {True: 8, False: 24}  # quick mode? -> Cityscapes sample pictures per split
+# (dataset, quick mode?) -> the (training, validation) pictures of that sample: Carvana's 16 views a car, 20 % of
+# the cars held out (1 of 4, 2 of 8); Cityscapes' pictures per split.
+SAMPLE_SIZES = {("carvana", True): (3 * 16, 16), ("carvana", False): (6 * 16, 2 * 16)}
+SAMPLE_SIZES |= {("cityscapes", quick): (n, n) for quick, n in SAMPLE_CITYSCAPES_IMAGES.items()}
 # The real datasets (cited: Kaggle's Carvana training set, Cityscapes' gtFine train/val), as (train, val) images.
 REAL_SIZES = {"carvana": (254 * 16, 64 * 16), "cityscapes": (2975, 500)}  # carvana: 318 cars, 20 % of them held out
 
 
 def quick_mode() -> bool:
     """Quick mode (small data, small pictures, a small network, few epochs): ``UNET_QUICK=1``, or
-    ``UNET_QUICK`` unset on a machine without a CUDA GPU (see ``unet_lib.profiles.notebook_profile``)."""
+    ``UNET_QUICK`` unset on a machine without a CUDA GPU (see ``unet_lib.cli.profiles.notebook_profile``)."""
     return notebook_profile()[0]
 
 
@@ -44,7 +49,7 @@ def carvana_dir(quick: bool | None = None) -> Path:
     Quick mode writes a small sample (4 cars at 480x320) to ``data/quick/carvana`` instead, so it
     never takes the place of the full-size data.
     """
-    from unet_lib.data.sample import write_carvana_sample
+    from unet_lib.cli.sample import write_carvana_sample
 
     quick = quick_mode() if quick is None else quick
     full = repo_root() / "data" / "carvana"
@@ -63,7 +68,7 @@ def carvana_dir(quick: bool | None = None) -> Path:
 
 def cityscapes_dir(quick: bool | None = None) -> Path:
     """``data/cityscapes`` if it exists; else sample data (``data/quick/cityscapes`` in quick mode)."""
-    from unet_lib.data.sample import write_cityscapes_sample
+    from unet_lib.cli.sample import write_cityscapes_sample
 
     quick = quick_mode() if quick is None else quick
     full = repo_root() / "data" / "cityscapes"
@@ -92,7 +97,7 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     there is none, say so and train one now with the ``demo`` recipe (``quick`` in quick mode, a minute)."""
     from unet_lib.checkpoint import new_run_dir
     from unet_lib.config import recipe
-    from unet_lib.engine import train
+    from unet_lib.training import train
 
     quick = quick_mode() if quick is None else quick
     models = repo_root() / "models"
@@ -106,33 +111,23 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     print(
         f"no Carvana checkpoint under models/: training a small one now ({config.num_epochs} epochs) -> {shown(out_dir)}"
     )
-    train(config, out_dir, threads=1 if quick else None)
+    train(dataclasses.replace(config, threads=1 if quick else None), out_dir)
     return out_dir / "best.pt"
 
 
 def data_sizes(dataset: str, quick: bool | None = None) -> tuple[str, int, int]:
     """``(folder, training images, validation images)`` of the data a notebook will read; writes nothing.
 
-    A folder that exists is counted (Carvana split by car, as the dataset does); an absent one is
+    A folder that exists is counted by the datasets themselves (Carvana split by car); an absent one is
     described by the sample that ``carvana_dir`` / ``cityscapes_dir`` would write.
     """
-    from unet_lib.data.carvana import split_by_car
+    from unet_lib.config import TrainConfig
+    from unet_lib.data import build_datasets
 
     quick = quick_mode() if quick is None else quick
     full = repo_root() / "data" / dataset
     folder = full if full.exists() else repo_root() / "data" / "quick" / dataset if quick else full
-    if dataset == "carvana":
-        if (folder / "train").is_dir():
-            ids = sorted(p.stem for p in (folder / "train").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            if (folder / "val").is_dir():
-                return shown(folder), len(ids), len(list((folder / "val").glob("*.jpg")))
-            train_ids, val_ids = split_by_car(ids)
-            return shown(folder), len(train_ids), len(val_ids)
-        cars = SAMPLE_CARS[quick]
-        num_val = max(1, round(cars * 0.2))
-        return f"sample data to be written to {shown(folder)}", (cars - num_val) * 16, num_val * 16
-    counts = [len(list((folder / "leftImg8bit" / split).glob("*/*.png"))) for split in ("train", "val")]
     if folder.exists():
-        return shown(folder), *counts
-    count = SAMPLE_CITYSCAPES_IMAGES[quick]
-    return f"sample data to be written to {shown(folder)}", count, count
+        train_set, val_set = build_datasets(TrainConfig(dataset=dataset, data_dir=str(folder), augment="none"))
+        return shown(folder), len(train_set), len(val_set)
+    return f"sample data to be written to {shown(folder)}", *SAMPLE_SIZES[dataset, quick]

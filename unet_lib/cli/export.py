@@ -19,7 +19,7 @@ from torch import nn
 
 from unet_lib.checkpoint import atomic_write, checkpoint_config, model_from_checkpoint
 from unet_lib.config import TrainConfig
-from unet_lib.data import class_names_for
+from unet_lib.data import class_names
 from unet_lib.errors import InputError
 
 OPSET = 17  # onnxruntime 1.16 and later run it
@@ -93,7 +93,7 @@ def export_checkpoint(
     """
     model, state = model_from_checkpoint(checkpoint)
     config = checkpoint_config(state, checkpoint)
-    names = list(state.get("class_names") or class_names_for(config))
+    names = list(state.get("class_names") or class_names(config))
     if len(names) != max(2, state["arch"]["num_classes"]):
         names = []  # e.g. the original project's 34 labelIds: no names stored
     height, width = config.image_size

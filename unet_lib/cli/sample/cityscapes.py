@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torchvision.datasets import Cityscapes
 
-from unet_lib.data.sample.common import check_positive, check_size, clip, prepare_root, rng_stream
-from unet_lib.data.sample.pool import check_workers, run_all
-from unet_lib.data.sample.streets import CITIES, FRAME, LOOKS, MAX_TRIES, RARE_GROUPS, Street, street_scene
+from unet_lib.cli.sample.common import WriteOptions, check_positive, check_size, clip, prepare_root, rng_stream
+from unet_lib.cli.sample.pool import check_workers, run_all
+from unet_lib.cli.sample.streets import CITIES, FRAME, LOOKS, MAX_TRIES, RARE_GROUPS, Street, street_scene
 from unet_lib.errors import InputError
 
 FULL_SIZE_IMAGES = {"train": 2975, "val": 500}  # the real gtFine training and validation sets
@@ -148,12 +148,9 @@ def write_cityscapes_sample(
     root: str | Path,
     num_images: int | Mapping[str, int] = 6,
     size: tuple[int, int] = (2048, 1024),
-    seed: int = 0,
     splits: tuple[str, ...] = ("train", "val"),
     coarse: bool = True,
-    overwrite: bool = False,
-    workers: int | None = None,
-    progress: bool = False,
+    options: WriteOptions | None = None,
 ) -> None:
     """Write procedural street scenes in the Cityscapes layout, readable by ``torchvision.datasets.Cityscapes``.
 
@@ -167,13 +164,14 @@ def write_cityscapes_sample(
         root: Folder to write into; created if missing.
         num_images: Pictures per split, or a count for each split (``FULL_SIZE_IMAGES``: the real 2,975 / 500).
         size: ``(width, height)``; the real pictures are 2048x1024.
-        seed: Same seed, byte-identical files (whatever ``workers``).
         splits: Any of ``"train"``, ``"val"``, ``"test"`` (labelled too, unlike the real test set).
         coarse: Also write rough ``gtCoarse`` annotations, with more unlabelled pixels.
-        overwrite: Write into a non-empty ``root``, replacing the folders of these splits.
-        workers: Processes writing pictures at once; None for one per core.
-        progress: Show a progress bar (one step per picture).
+        options: Seed, overwrite, workers and progress (:class:`WriteOptions`); None for seed 0, no
+            overwriting, one process per core and no bar. Same seed, byte-identical files, whatever
+            the workers. ``overwrite`` writes into a non-empty ``root``, replacing the folders of these
+            splits; ``progress`` counts pictures.
     """
+    options = WriteOptions() if options is None else options
     counts = num_images if isinstance(num_images, Mapping) else dict.fromkeys(splits, num_images)
     size = check_size(size, minimum=32)
     if isinstance(splits, str) or not splits or any(s not in CITIES for s in splits) or len(set(splits)) != len(splits):
@@ -182,13 +180,13 @@ def write_cityscapes_sample(
         raise InputError(f"num_images: expected a count for each of {splits}, got {dict(counts)!r}")
     for split in splits:
         check_positive(num_images=counts[split])
-    check_workers(workers)
-    root = prepare_root(root, overwrite)
+    check_workers(options.workers)
+    root = prepare_root(root, options.overwrite)
     tasks = []
     for split in splits:
         modes = ["gtFine"] + (["gtCoarse"] if coarse and split != "test" else [])
         for top in ["leftImg8bit", *modes]:
             if (root / top / split).exists():
                 shutil.rmtree(root / top / split)
-        tasks += [(root, split, i, seed, size, modes) for i in range(counts[split])]
-    run_all(_write_scene, tasks, workers, progress, unit="picture")
+        tasks += [(root, split, i, options.seed, size, modes) for i in range(counts[split])]
+    run_all(_write_scene, tasks, options.workers, options.progress, unit="picture")

@@ -17,9 +17,10 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchvision.utils import make_grid
 
-from unet_lib.activations import capture, find_layers, layer_names
 from unet_lib.errors import InputError
-from unet_lib.interpret import grad_cam
+from unet_lib.evaluation import eval_mode
+from unet_lib.inspect.hooks import capture, find_layers, layer_names
+from unet_lib.inspect.interpret import grad_cam
 from unet_lib.viz import activation_grid, outline
 from unet_lib.viz.common import image_axis, new_figure, to_display, to_uint8
 
@@ -53,11 +54,6 @@ def view_image(acts: Mapping[str, torch.Tensor], layer: str, view: str, channel:
     if view == "grid":
         return activation_grid(act[channel : channel + GRID], GRID)
     raise InputError(f"view: expected one of ('channel', 'mean', 'grid') for an activation, got {view!r}")
-
-
-def select_activation(acts: Mapping[str, torch.Tensor], layer: str, channel: int, grid: bool) -> np.ndarray:
-    """Channel ``channel`` of a layer, or the grid of its first 16 channels when ``grid`` (see :func:`view_image`)."""
-    return view_image(acts, layer, "grid" if grid else "channel", 0 if grid else channel)
 
 
 def layer_conv(model: nn.Module, layer: str) -> tuple[str, torch.Tensor]:
@@ -111,14 +107,9 @@ def run_with_activations(model: nn.Module, image: torch.Tensor, layers: Sequence
 
     The model goes back to training mode afterwards if it was in it.
     """
-    was_training = model.training
     device = next(model.parameters()).device
-    model.eval()
-    try:
-        with torch.inference_mode(), capture(model, layers) as acts:
-            model(image.unsqueeze(0).to(device))  # (1, 3, H, W)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode(), capture(model, layers) as acts:
+        model(image.unsqueeze(0).to(device))  # (1, 3, H, W)
     return {name: act[0].cpu() for name, act in acts.items()}  # drop the batch of one
 
 

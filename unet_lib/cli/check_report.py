@@ -69,7 +69,7 @@ def report_lines(report: DataReport) -> list[str]:
     )
     names, pixels = report.class_names, report.class_pixels
     labelled = max(int(pixels.sum()), 1)
-    source = "from classes.txt" if (report.root / "classes.txt").is_file() and report.dataset == "folder" else ""
+    source = "from classes.txt" if (report.root / "classes.txt").is_file() and report.classes is not None else ""
     how = "binary: one output channel, BCE + Dice" if len(names) == 2 else "cross-entropy, 255 ignored"
     row("classes", f"{len(names)} {source}".rstrip() + f" ({how})")
     kind, weights = class_weights(report)

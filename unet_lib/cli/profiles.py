@@ -69,30 +69,26 @@ def time_training_step(config, device: str | torch.device = "cpu", repeats: int 
         device: Where to time it.
         repeats: Timed steps after the warm-up one.
     """
-    from unet_lib.engine import build_model
+    from unet_lib.data import num_outputs
     from unet_lib.losses import make_loss
-    from unet_lib.runtime import autocast_dtype
+    from unet_lib.training import Precision, build_model, make_optimizer, train_step
 
     device = torch.device(device)
     rng_state = torch.get_rng_state()
     model = build_model(config).to(device).train()
-    loss_fn = make_loss(config.loss, config.num_classes)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    loss_fn = make_loss(config.loss, num_outputs(config))
+    optimizer = make_optimizer(model, config)  # the one training uses (fused Adam or AdamW)
     pixels = config.batch_size * config.image_size[0] * config.image_size[1]
     batch = config.batch_size if device.type == "cuda" or pixels <= SMALL_STEP_PIXELS else 1
     images = torch.rand(batch, 3, *config.image_size, device=device)  # (B, 3, H, W)
-    masks = torch.randint(0, max(2, config.num_classes), (batch, *config.image_size), device=device)  # (B, H, W)
-    amp_dtype = autocast_dtype(device, config.amp)  # as training runs it: bf16/fp16 on CUDA, fp32 on the CPU
+    masks = torch.randint(0, max(2, num_outputs(config)), (batch, *config.image_size), device=device)  # (B, H, W)
+    precision = Precision.choose(device, config)  # as training runs it: bf16/fp16 on CUDA, fp32 on the CPU
     best = float("inf")
     for step in range(repeats + 1):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = loss_fn(model(images), masks)
-        loss.backward()
-        optimizer.step()
+        train_step(model, images, masks, loss_fn, optimizer, precision)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if step:

@@ -11,13 +11,14 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from unet_lib.data.cache_file import VERSION, CacheFile, Layout, create, inspect
+from unet_lib.cli.cache_file import VERSION, CacheFile, Layout, create, inspect
+from unet_lib.config import CacheMode
 from unet_lib.errors import InputError
 
 try:
@@ -25,7 +26,6 @@ try:
 except ImportError:  # Windows: no advisory locks; the atomic rename alone keeps every file whole
     fcntl = None
 
-CacheMode = Literal["disk", "memory", "none"]  # one shared file, a copy in each process, or no cache
 CACHE_MODES = get_args(CacheMode)
 CACHE_ENV = "UNET_LIB_CACHE"  # the cache folder; default ~/.cache/unet_lib
 
@@ -264,11 +264,23 @@ def caches_in(dataset: Dataset) -> tuple[PictureCache | None, list[int] | None]:
     return (cache, indices) if isinstance(cache, PictureCache) else (None, None)
 
 
-def prepare_cache(dataset: Dataset) -> None:
-    """Create (or check) a dataset's cache file in this process, before DataLoader workers start."""
-    cache, _ = caches_in(dataset)
-    if cache is not None:
-        cache.open()
+def use_cache(dataset: Dataset, mode: CacheMode | bool) -> Dataset:
+    """Read a dataset's pictures through a :class:`PictureCache` kept as ``mode`` says; returns ``dataset``.
+
+    The dataset (maybe inside ``Subset`` s) reads each item with ``load(index)``, which is its own
+    ``decode`` until a cache takes its place here. With ``"disk"`` the cache file is created (or checked,
+    and made anew with a warning when damaged) now, in this process, so DataLoader workers started later
+    share it.
+    """
+    base = dataset
+    while isinstance(base, Subset):
+        base = base.dataset
+    if cache_mode(mode) != "none":
+        label = "-".join([base.name, *([base.mode] if hasattr(base, "mode") else []), base.split])
+        base.cache = PictureCache(mode, base.decode, base.source_files, len(base), size=base.size, label=label)
+        base.load = base.cache.get
+        base.cache.open()
+    return dataset
 
 
 def build_cache(dataset: Dataset, workers: int = 0, progress: bool = True) -> None:
@@ -293,5 +305,5 @@ __all__ = [
     "build_cache",
     "cache_dir",
     "cache_mode",
-    "prepare_cache",
+    "use_cache",
 ]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from unet_lib.data.sample.common import PAINTS, arc, convex_hull
+from unet_lib.cli.sample.common import PAINTS, arc, convex_hull
 
 CITIES = {
     "train": ("aachen", "bochum", "bremen", "cologne", "darmstadt"),

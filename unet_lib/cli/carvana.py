@@ -1,0 +1,119 @@
+"""Kaggle Carvana tools: the threshold sweep, the masks' coverage, and the submission CSV.
+
+Kaggle scores the mean per-image Dice of masks at the photos' own 1918x1280, so the network's
+logits are upsampled to that size before thresholding, in the submission as in ``evaluate``'s
+full-resolution scores (``evaluation.binary_metrics``).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from unet_lib.checkpoint import atomic_write
+from unet_lib.cli.pictures import Inference, predict_full_res
+from unet_lib.data.carvana import CarvanaDataset
+from unet_lib.data.rle import rle_encode
+from unet_lib.errors import InputError
+from unet_lib.evaluation import Scores, evaluate, predict_labels
+from unet_lib.metrics import BinaryCounts, check_threshold
+from unet_lib.runtime import show_progress
+
+HEADER = ("img", "rle_mask")
+DEFAULT_THRESHOLDS = tuple(i / 20 for i in range(1, 20))  # 0.05, 0.10, ..., 0.95 (0.5 exactly among them)
+
+
+def mask_coverage(dataset: CarvanaDataset, progress: bool | None = None) -> torch.Tensor:
+    """Share of car pixels in each mask of a Carvana dataset, read at full size without the photos.
+
+    Args:
+        dataset: A :class:`~unet_lib.data.carvana.CarvanaDataset` with masks (not the test split).
+        progress: Show a progress bar.
+
+    Returns:
+        float64 [N] of values in [0, 1], in the dataset's order.
+    """
+    if dataset.split == "test":
+        raise InputError("dataset: the test split has no masks; use split='train' or 'val'")
+    shares = [
+        float(dataset.read_mask(i).mean())
+        for i in tqdm(range(len(dataset)), desc="mask coverage", leave=False, disable=not show_progress(progress))
+    ]
+    return torch.tensor(shares, dtype=torch.float64)
+
+
+class Sweep(Scores):
+    """:class:`~unet_lib.evaluation.Scores` at many thresholds, keeping the counts (``self.counts``) for curves."""
+
+    def compute(self) -> dict:
+        return {}
+
+
+def sweep_thresholds(
+    model: nn.Module,
+    loader: Iterable,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    tta: bool = False,
+    progress: bool | None = None,
+) -> BinaryCounts:
+    """Count TP, FP, FN and TN pixels of every image at every threshold, in one pass over ``loader``.
+
+    Args:
+        model: A one-class network.
+        loader: Batches of ``(images [B, 3, H, W], masks [B, H, W])``, not shuffled, so that image
+            ``n`` of the result is item ``n`` of the dataset.
+        thresholds: Probabilities strictly between 0 and 1.
+        tta: Average the logits with those of the horizontally flipped images.
+        progress: Show a progress bar (None: on a terminal or in Jupyter only).
+    """
+    BinaryCounts(thresholds)  # checks them before any work
+    sweep = Sweep(1, thresholds, tta=tta)
+    evaluate(model, loader, [sweep], progress=progress)
+    if sweep.counts is None or not isinstance(sweep.counts, BinaryCounts) or len(sweep.counts) == 0:
+        raise InputError("loader: no images to evaluate")
+    return sweep.counts
+
+
+def write_submission(
+    model: nn.Module,
+    image_paths: Sequence[str | Path],
+    out_csv: str | Path,
+    how: Inference,
+    threshold: float = 0.5,
+    overwrite: bool = False,
+) -> Path:
+    """Write a Kaggle Carvana submission: one ``img,rle_mask`` row per image, at the image's own size.
+
+    Rows are written as they are made, to a temporary file renamed at the end, so memory stays
+    flat over the 100,064 test photos and an interrupted run never leaves a partial CSV behind.
+
+    Args:
+        model: A one-class U-Net.
+        image_paths: The photos, e.g. ``data/carvana/test/*.jpg``; ``img`` is each file's name.
+        out_csv: Where to write the CSV.
+        how: Size, TTA and batches (:class:`~unet_lib.cli.pictures.Inference`).
+        threshold: A pixel is "car" when its probability exceeds this.
+        overwrite: Replace an existing ``out_csv``.
+
+    Returns:
+        The path of the CSV.
+    """
+    check_threshold(threshold)
+    out_csv = Path(out_csv)
+    paths = [Path(p) for p in image_paths]
+    if out_csv.exists() and not overwrite:
+        raise InputError(f"{out_csv}: already exists; pass --overwrite (overwrite=True) or choose another file")
+    if not paths:
+        raise InputError("image_paths: expected at least one image to predict")
+    with atomic_write(out_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for index, logits in predict_full_res(model, paths, how):
+            mask = predict_labels(logits[None], threshold)[0]  # (H, W) 0/1 at the photo's size
+            writer.writerow([paths[index].name, rle_encode(mask.to(torch.uint8).cpu().numpy())])
+    return out_csv

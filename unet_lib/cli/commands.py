@@ -1,0 +1,193 @@
+"""What each command-line command does; ``unet_lib.cli`` parses the arguments and calls these.
+
+Each function takes the parsed ``argparse.Namespace`` and returns the exit code. Training goes through
+``unet_lib.train`` and scoring through ``unet_lib.evaluate``, as in the notebooks; what differs between
+datasets is asked of the dataset (``unet_lib.data.DATASETS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from unet_lib.checkpoint import load_checkpoint, to_json
+from unet_lib.cli.cache import use_cache
+from unet_lib.cli.predict import load_for_inference, predict
+from unet_lib.config import TrainConfig, recipe
+from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
+from unet_lib.data.check import check_tree
+from unet_lib.errors import InputError
+from unet_lib.evaluation import evaluate as evaluate_model
+from unet_lib.evaluation import with_full_masks
+from unet_lib.losses import make_loss
+from unet_lib.runtime import keep_freed_memory
+from unet_lib.training import train as train_run
+
+__all__ = ["check_data", "demo", "evaluate", "export", "predict", "sample_data", "train", "train_config"]
+
+DEFAULT_RECIPES = {"carvana": "recommended", "cityscapes": "cityscapes-recommended", "folder": "folder"}
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig for ``train``: a recipe, then any option given on the command line.
+
+    With ``--resume``, the config stored in the run's ``last.pt``; only where and how it runs may change.
+    """
+    runtime = {"device": args.device, "num_workers": args.workers, "cache": args.cache, "threads": args.threads}
+    runtime = {k: v for k, v in runtime.items() if v is not None}
+    if args.resume:
+        if args.out is None:
+            raise InputError("--resume: also pass --out, the run folder to continue")
+        stored = TrainConfig.from_dict(load_checkpoint(args.out / "last.pt")["config"])
+        return dataclasses.replace(stored, **runtime)
+    name = args.recipe or DEFAULT_RECIPES[args.dataset]
+    config = recipe(name)
+    if config.dataset != args.dataset:
+        raise InputError(f"--recipe {name}: is a {config.dataset} recipe, but the dataset is {args.dataset}")
+    overrides = {
+        "data_dir": str(args.data or Path("data") / args.dataset),
+        "image_size": args.size,
+        "num_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "features": args.features,
+        "limit": args.limit,
+        "seed": args.seed,
+        "amp": args.amp,
+        "channels_last": args.channels_last,
+        **runtime,
+    }
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def print_metrics(metrics: dict, as_json: bool = False) -> None:
+    """Metrics as strict JSON (undefined scores are null), or as an aligned two-column table."""
+    if as_json:
+        print(to_json(metrics, indent=2))
+        return
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:<22} {value:.4f}")
+        elif not isinstance(value, (list, dict)):
+            print(f"  {key:<22} {value}")
+
+
+def sample_carvana(args: argparse.Namespace, options) -> None:
+    from unet_lib.cli import sample
+
+    cars = sample.FULL_SIZE_CARS if args.full_size else args.cars
+    ids = sample.write_carvana_sample(args.dir, num_cars=cars, size=args.size or (1918, 1280), options=options)
+    print(f"wrote {len(ids)} training images of {cars} cars (+ test cars) to {args.dir}")
+
+
+def sample_cityscapes(args: argparse.Namespace, options) -> None:
+    from unet_lib.cli import sample
+
+    images = sample.FULL_SIZE_IMAGES if args.full_size else args.images
+    sample.write_cityscapes_sample(args.dir, num_images=images, size=args.size or (2048, 1024), options=options)
+    shown = " + ".join(f"{n} {split}" for split, n in images.items()) if args.full_size else f"{images} per split"
+    print(f"wrote {shown} images to {args.dir}")
+
+
+SAMPLE_WRITERS = {"carvana": sample_carvana, "cityscapes": sample_cityscapes}  # the layouts sample-data writes
+
+
+def sample_data(args: argparse.Namespace) -> int:
+    from unet_lib.cli.sample.common import WriteOptions
+
+    options = WriteOptions(seed=args.seed, overwrite=args.overwrite, workers=args.workers, progress=True)
+    SAMPLE_WRITERS[args.dataset](args, options)
+    return 0
+
+
+def cached_datasets(config: TrainConfig, known) -> tuple:
+    """The datasets a config describes, read through the picture cache ``config.cache`` names."""
+    train_set, val_set = build_datasets(config, known)
+    return use_cache(train_set, config.cache), use_cache(val_set, config.cache)
+
+
+def train(args: argparse.Namespace) -> int:
+    config = train_config(args)
+    if args.overfit_batch:
+        if args.resume:
+            raise InputError("--overfit-batch: writes no run, so there is nothing to --resume; leave one of them out")
+        train_run(config, overfit=True)
+        return 0
+    if config.device in ("auto", "cpu"):
+        keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
+    train_run(config, args.out, datasets=cached_datasets, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    model, _, config, device = load_for_inference(args)
+    kind = DATASETS[config.dataset]
+    dataset = kind.from_config(config, args.split)
+    config = configure(config, dataset)  # a folder's classes: checked against the model's
+    if len(dataset) and not isinstance(dataset[0], tuple):
+        raise InputError(f"--split {args.split}: these {kind.title} images have no masks to score against; use predict")
+    loader = with_full_masks(dataset, args.batch_size, args.workers)
+    metrics = kind.evaluation_metrics(config, args.tta)
+    same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
+    loss_fn = make_loss(config.loss, num_outputs(config)) if same_outputs else None
+    scores = evaluate_model(model, loader, metrics, loss_fn, progress=False if args.quiet else None)
+    if isinstance(scores.get("iou"), list):
+        scores["iou"] = dict(zip(config.class_names, scores["iou"], strict=True))
+    result = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(dataset), **scores}
+    if args.json:
+        print_metrics(result, as_json=True)
+        return 0
+    height, width = config.image_size
+    print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, network at {height}x{width}):")
+    print_scores(result)
+    return 0
+
+
+def print_scores(result: dict) -> None:
+    """The scores as tables: one IoU per class (and per category, for Cityscapes), or two columns."""
+    if "category_iou" in result:
+        from unet_lib.cli.cityscapes import print_scores as print_official
+
+        print_official(result)
+    elif isinstance(result.get("iou"), dict):
+        print(f"{'class':<22} IoU\n{'-' * 28}")
+        for name, value in result["iou"].items():
+            print(f"{name:<22} {value:.3f}")
+        print(f"{'-' * 28}\n{'mean (mIoU)':<22} {result['miou']:.3f}")
+        print(f"{'pixel accuracy':<22} {result['pixel_accuracy']:.3f}")
+    else:
+        print_metrics(result)
+
+
+def check_data(args: argparse.Namespace) -> int:
+    from unet_lib.cli.check_report import report_lines
+
+    report = check_tree(args.dir, args.dataset, size=args.size, progress=not args.quiet)
+    print("\n".join(report_lines(report)))
+    return 0 if report.ok else 2
+
+
+def export(args: argparse.Namespace) -> int:
+    from unet_lib.cli.export import OPSET, export_checkpoint, onnx_differences
+
+    path, model, config = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    size = path.stat().st_size
+    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+    print(f"wrote {path} ({shown}, ONNX opset {OPSET}): images [N, 3, H, W] RGB in [0, 1] -> logits [N, C, H, W]")
+    height, width = config.image_size
+    try:
+        differences = onnx_differences(path, model, [(1, 3, height, width), (2, 3, height + 7, width + 5)])
+    except InputError as err:
+        print(f"not compared with PyTorch: {err}")
+        return 0
+    shown = ", ".join(f"{diff:.1e} at {'x'.join(map(str, shape))}" for shape, diff in differences.items())
+    print(f"onnxruntime vs PyTorch, largest logit difference: {shown}")
+    return 0 if max(differences.values()) < 1e-3 else 1
+
+
+def demo(args: argparse.Namespace) -> int:
+    from unet_lib.cli.demo import run_demo
+
+    keep_freed_memory()  # the demo trains on the CPU: much faster steps
+    return run_demo(args.data, args.models, epochs=args.epochs, threads=args.threads)

@@ -1,0 +1,141 @@
+"""The predict command, and loading a checkpoint for the commands that run a trained model.
+
+Like ``unet_lib.cli.commands``, each command takes the parsed ``argparse.Namespace`` and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from unet_lib.checkpoint import checkpoint_config, model_from_checkpoint
+from unet_lib.cli.pictures import Inference, collect_inputs, predict_file, save_mask_png
+from unet_lib.config import TrainConfig
+from unet_lib.data import DATASETS, configure, detect_dataset
+from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
+from unet_lib.errors import InputError
+from unet_lib.metrics import IGNORE_INDEX, check_threshold
+from unet_lib.runtime import pick_device
+
+__all__ = ["config_for", "load_for_inference", "predict"]
+
+
+def config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
+    """The checkpoint's config, checked against ``--data`` and with ``--data``/``--size`` applied."""
+    config = checkpoint_config(state, args.checkpoint)
+    data = getattr(args, "data", None)
+    if data is not None and Path(data).is_dir() and (kind := detect_dataset(data)) != config.dataset:
+        raise InputError(
+            f"{args.checkpoint}: a {state['arch']['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
+        )
+    return dataclasses.replace(
+        config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
+    )
+
+
+def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, torch.device]:
+    """The model on its device, the checkpoint dict and its config, after checking the shared options."""
+    if args.workers < 0:
+        raise InputError(f"--workers: expected 0 or more DataLoader processes, got {args.workers}")
+    device = pick_device(args.device)
+    model, state = model_from_checkpoint(args.checkpoint, map_location=device)
+    return model.to(device), state, config_for(state, args), device
+
+
+def inference(args: argparse.Namespace, config: TrainConfig) -> Inference:
+    """The ``--tta``, ``--batch-size``, ``--workers`` and ``--quiet`` options, at the config's size."""
+    return Inference(config.image_size, args.tta, args.batch_size, args.workers, False if args.quiet else None)
+
+
+def predict(args: argparse.Namespace) -> int:
+    check_threshold(args.threshold)
+    if args.data is not None:
+        if args.inputs:
+            raise InputError(f"{args.inputs[0]}: give either image files (INPUTS) or --data, not both")
+        return predict_split(args)
+    if not args.inputs:
+        raise InputError("predict: expected image files or folders (INPUTS), or --data DIR for a whole split")
+    if args.submission is not None or args.format == "cityscapes":
+        raise InputError("--submission and --format cityscapes: predict a whole split, so pass --data DIR (not INPUTS)")
+    if args.out is None:
+        raise InputError("--out: expected a folder for the masks and overlays")
+    model, state, config, _ = load_for_inference(args)
+    return write_masks(args, model, config, collect_inputs(args.inputs))
+
+
+def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainConfig, files: list[Path]) -> int:
+    """``<name>_mask.png`` and ``<name>_overlay.jpg`` for each picture, at the picture's own size."""
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from unet_lib.viz import overlay
+
+    if args.out is None:
+        raise InputError("--out: expected a folder for the masks and overlays")
+    outputs = {f: (args.out / f"{f.stem}_mask.png", args.out / f"{f.stem}_overlay.jpg") for f in files}
+    if not args.overwrite:
+        existing = [p for pair in outputs.values() for p in pair if p.exists()]
+        if existing:
+            raise InputError(
+                f"{existing[0]}: already exists ({len(existing)} output files would be replaced); pass --overwrite or choose another --out"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    background = DATASETS[config.dataset].background
+    for path in tqdm(files, desc="predict", disable=args.quiet or len(files) < 2):
+        image, labels = predict_file(model, path, config.image_size, args.threshold, args.tta)
+        mask_path, overlay_path = outputs[path]
+        if model.arch["num_classes"] == 1:
+            save_mask_png(labels, mask_path)
+            painted = overlay(image, labels, "binary")
+        else:
+            if model.arch["num_classes"] == NUM_LABEL_IDS:
+                labels = label_to_train_lut()[labels].long()  # the original 34-class model predicts labelIds
+            save_mask_png(labels, mask_path, scale=1)  # class indices, as the masks store them
+            if background is not None:
+                labels = labels.masked_fill(labels == background, IGNORE_INDEX)  # the background: unpainted
+            painted = overlay(image, labels, "trainid")
+        Image.fromarray(painted.permute(1, 2, 0).numpy()).save(overlay_path, quality=90)
+    print(f"wrote {len(files)} masks and overlays to {args.out}")
+    return 0
+
+
+def predict_split(args: argparse.Namespace) -> int:
+    """``predict --data``: what the dataset writes for a split: a Kaggle CSV, the official result PNGs, or masks."""
+    model, _, config, _ = load_for_inference(args)
+    kind = DATASETS[config.dataset]
+    files = kind.split_predictions
+    if args.submission is not None and files != "kaggle-csv":
+        hint = "--format cityscapes --out DIR" if files == "labelid-pngs" else "--out DIR"
+        raise InputError(f"--submission: {args.checkpoint} is a {kind.title} model; use {hint}")
+    if args.format == "cityscapes" and files != "labelid-pngs":
+        hint = "--submission CSV" if files == "kaggle-csv" else "--out DIR"
+        raise InputError(f"--format cityscapes: {args.checkpoint} is a {kind.title} model; use {hint}")
+    if files == "masks":
+        dataset = kind.from_config(config, "val" if args.split == "test" else args.split)
+        configure(config, dataset)  # the data's classes must be the model's
+        return write_masks(args, model, config, [dataset.image_path(i) for i in range(len(dataset))])
+    dataset = kind.from_config(config, args.split)
+    if files == "kaggle-csv":
+        from unet_lib.cli.carvana import write_submission
+
+        if args.submission is None:
+            raise InputError("--submission: expected the CSV file to write the Kaggle predictions of --data into")
+        paths = [dataset.image_path(i) for i in range(len(dataset))]
+        write_submission(model, paths, args.submission, inference(args, config), args.threshold, args.overwrite)
+        print(f"wrote {len(paths)} rows (img,rle_mask) to {args.submission}")
+        return 0
+    from unet_lib.cli.cityscapes import write_cityscapes_predictions
+
+    if args.format == "png":
+        raise InputError("--format png: only for INPUTS; a Cityscapes --data split is written as --format cityscapes")
+    if args.out is None:
+        raise InputError("--out: expected a folder for the Cityscapes labelId PNGs")
+    write_cityscapes_predictions(model, dataset, args.out, inference(args, config), args.overwrite)
+    print(
+        f"wrote {len(dataset)} labelId PNGs to {args.out} (colour PNGs in {args.out / 'color'}); "
+        f"the official tools read them: CITYSCAPES_RESULTS={args.out} csEvalPixelLevelSemanticLabeling"
+    )
+    return 0

@@ -1,0 +1,284 @@
+"""Scoring and predicting: ``evaluate`` is the one loop that scores a model, ``predict`` the one way to label pictures.
+
+Every score in the project (training's validation, ``python -m unet_lib evaluate`` on Carvana, Cityscapes or
+your own data, the threshold sweep) is this loop with other metrics plugged in: a metric sees each batch
+(``update``) and says its scores at the end (``compute``). Logits, not labels, are upsampled to a file's
+own size before thresholding or argmax, so edges stay smooth at full size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from unet_lib.errors import InputError
+from unet_lib.metrics import BinaryCounts, ConfusionMatrix, binarize
+from unet_lib.runtime import all_reduce, show_progress
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode (BatchNorm uses its running statistics) for the block, then as it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)``; a no-op when the size already matches."""
+    if tuple(size) == tuple(logits.shape[-2:]):
+        return logits
+    return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
+
+
+def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The model's logits [B, C, h, w], under autocast in ``amp_dtype`` when given, returned in fp32."""
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        return model(images).float()
+
+
+def tta_average(
+    model: nn.Module, images: torch.Tensor, logits: torch.Tensor, amp_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Test-time augmentation: the mean of ``logits`` (the images' own) and the mirrored images' logits, mirrored back.
+
+    A car mirrored left to right is still a car, so errors that are not symmetric partly cancel.
+    """
+    with torch.inference_mode():
+        return (logits + forward(model, images.flip(-1), amp_dtype).flip(-1)) / 2
+
+
+def predict_labels(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Logits (B, C, H, W) -> label map (B, H, W): sigmoid > threshold for C == 1, else argmax."""
+    if logits.shape[1] == 1:
+        return binarize(logits, [threshold])[0].long()
+    return logits.argmax(dim=1)
+
+
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    out_size: Sequence[int] | None = None,
+    tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Logits for a batch in eval mode, optionally averaged with the mirrored batch's, and upsampled.
+
+    Args:
+        model: The network.
+        images: float [B, 3, h, w] in [0, 1], at the size the network was trained on, on its device.
+        out_size: ``(H, W)`` to upsample the logits to (bilinear), or None to keep ``(h, w)``.
+        tta: Average with the prediction on the mirrored images (:func:`tta_average`).
+        amp_dtype: Run the network under autocast in this dtype, or None for fp32.
+
+    Returns:
+        float32 logits [B, C, H, W].
+    """
+    with eval_mode(model), torch.inference_mode():
+        logits = forward(model, images, amp_dtype)  # (B, C, h, w)
+        if tta:
+            logits = tta_average(model, images, logits, amp_dtype)
+    return logits if out_size is None else upsample(logits, out_size)  # (B, C, H, W)
+
+
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    threshold: float = 0.5,
+    tta: bool = False,
+    out_size: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Label maps int64 [B, H, W] for a batch of images [B, 3, h, w]: the model in eval mode, then
+    sigmoid > ``threshold`` (one output channel) or argmax; ``out_size`` upsamples the logits first."""
+    return predict_labels(predict_logits(model, images, out_size, tta), threshold)
+
+
+@dataclass
+class Batch:
+    """One batch as the metrics see it (all on the model's device).
+
+    ``masks`` are at the network's size [B, h, w]; ``full_masks`` (when the loader gives them) at each
+    file's own size, one [H, W] tensor per picture, as pictures may differ in size.
+    """
+
+    model: nn.Module
+    images: torch.Tensor  # (B, 3, h, w)
+    logits: torch.Tensor  # (B, C, h, w), fp32
+    masks: torch.Tensor  # (B, h, w)
+    full_masks: list[torch.Tensor] | None = None
+    amp_dtype: torch.dtype | None = None
+
+    @cached_property
+    def tta_logits(self) -> torch.Tensor:
+        """The flip-averaged logits, computed once for all the metrics that ask."""
+        return tta_average(self.model, self.images, self.logits, self.amp_dtype)
+
+
+class Metric(Protocol):
+    """What ``evaluate`` needs of a metric."""
+
+    def update(self, batch: Batch) -> None: ...
+
+    def reduce_from_all_processes(self) -> None: ...
+
+    def compute(self) -> dict[str, Any]: ...
+
+
+class Scores:
+    """The segmentation scores of one view of the predictions: at the network's size or each file's, with
+    or without flip TTA.
+
+    Args:
+        num_outputs: The model's output channels: 1 is binary (counted image by image by
+            :class:`~unet_lib.metrics.BinaryCounts`), more are classes (:class:`~unet_lib.metrics.ConfusionMatrix`).
+        thresholds: Binary: the probabilities counted; ``compute`` reports the first.
+        full_res: Compare with ``batch.full_masks``, the logits upsampled to each file's size first.
+        tta: Score the flip-averaged logits.
+        suffix: Appended to every key ``compute`` returns (``"_full_res_tta"``).
+        keys: Report only these keys (before the suffix); None: all.
+    """
+
+    def __init__(
+        self,
+        num_outputs: int,
+        thresholds: Sequence[float] = (0.5,),
+        full_res: bool = False,
+        tta: bool = False,
+        suffix: str = "",
+        keys: Sequence[str] | None = None,
+    ):
+        self.num_outputs, self.thresholds, self.threshold = num_outputs, thresholds, float(thresholds[0])
+        self.binary = num_outputs == 1
+        self.counts: BinaryCounts | ConfusionMatrix | None = None  # made on the first batch's device
+        self.full_res, self.tta, self.suffix, self.keys = full_res, tta, suffix, keys
+
+    def place(self, device: torch.device) -> BinaryCounts | ConfusionMatrix:
+        if self.counts is None:
+            self.counts = (
+                BinaryCounts(self.thresholds, device)
+                if self.binary
+                else ConfusionMatrix(self.num_outputs, device=device)
+            )
+        return self.counts
+
+    def update(self, batch: Batch) -> None:
+        self.place(batch.logits.device)
+        logits = batch.tta_logits if self.tta else batch.logits
+        if not self.full_res:
+            self.counts.update(logits if self.binary else logits.argmax(1), batch.masks)
+            return
+        if batch.full_masks is None:
+            raise InputError("loader: full_res scores need full-size masks; use evaluation.with_full_masks(dataset)")
+        for k, full in enumerate(batch.full_masks):  # pictures may differ in size: one at a time
+            out = upsample(logits[k : k + 1], full.shape)  # (1, C, H, W)
+            self.counts.update(out if self.binary else out.argmax(1), full[None])
+
+    def reduce_from_all_processes(self) -> None:
+        self.place(torch.device("cpu")).reduce_from_all_processes()
+
+    def compute(self) -> dict[str, Any]:
+        if self.binary:
+            scores = self.counts.scores(self.threshold)
+        else:
+            found = self.counts.compute()
+            scores = {"pixel_accuracy": found["pixel_accuracy"], "miou": found["miou"], "iou": found["iou"].tolist()}
+        return {f"{k}{self.suffix}": v for k, v in scores.items() if self.keys is None or k in self.keys}
+
+
+def binary_metrics(threshold: float = 0.5) -> list[Scores]:
+    """What ``python -m unet_lib evaluate`` reports for two classes: the scores at the network's size, and the
+    mean Dice at each picture's own size (``dice_full_res``, Kaggle's Carvana metric), each also with flip TTA."""
+    return [
+        Scores(1, [threshold]),
+        Scores(1, [threshold], full_res=True, suffix="_full_res", keys=["dice"]),
+        Scores(1, [threshold], tta=True, suffix="_tta", keys=["dice"]),
+        Scores(1, [threshold], full_res=True, tta=True, suffix="_full_res_tta", keys=["dice"]),
+    ]
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    metrics: Sequence[Metric],
+    loss_fn: nn.Module | None = None,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` on every batch of ``loader``: the one evaluation loop (over all processes when distributed).
+
+    Args:
+        model: The network (put in eval mode here, and back as it was after).
+        loader: Batches ``(images [B, 3, h, w], masks [B, h, w])``, or with a third item, the masks at
+            each file's size (a list, see :func:`with_full_masks`). Not shuffled when a metric keeps
+            per-image results, so that image ``n`` is item ``n`` of the dataset.
+        metrics: What to count, e.g. ``[Scores(1)]`` for a binary model at the network's size.
+        loss_fn: Also report the mean ``loss`` (at the network's size, without TTA).
+        amp_dtype: Run the network under autocast in this dtype, or None for fp32.
+        progress: Show a progress bar (None: on a terminal or in Jupyter only).
+
+    Returns:
+        Every metric's scores in one dict (and ``loss`` with ``loss_fn``).
+    """
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # loss * images, images
+    bar = tqdm(loader, desc="evaluate", leave=False, disable=not show_progress(progress), dynamic_ncols=True)
+    with eval_mode(model), torch.inference_mode():
+        for images, masks, *full in bar:
+            images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+            full_masks = [m.to(device) for m in full[0]] if full else None
+            logits = forward(model, images, amp_dtype)  # (B, C, h, w)
+            if loss_fn is not None:
+                loss_sum[0] += loss_fn(logits, masks).double() * len(images)
+            loss_sum[1] += len(images)
+            batch = Batch(model, images, logits, masks, full_masks, amp_dtype)
+            for metric in metrics:
+                metric.update(batch)
+    loss_sum = all_reduce(loss_sum)
+    if loss_sum[1] == 0:
+        raise InputError("loader: no images to evaluate")
+    result: dict[str, Any] = {} if loss_fn is None else {"loss": (loss_sum[0] / loss_sum[1]).item()}
+    for metric in metrics:
+        metric.reduce_from_all_processes()
+        result |= metric.compute()
+    return result
+
+
+class WithFullMasks(torch.utils.data.Dataset):
+    """A dataset's ``(image, mask)`` items at the network's size, plus the mask at the file's own size."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        image, mask = self.dataset[index]
+        return image, mask, torch.from_numpy(self.dataset.read_mask(index))
+
+
+def stack_full_masks(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple:
+    """Stack images and masks; keep the full-size masks as a list (pictures may differ in size)."""
+    images, masks, full_masks = zip(*items, strict=True)
+    return torch.stack(images), torch.stack(masks), list(full_masks)
+
+
+def with_full_masks(dataset: torch.utils.data.Dataset, batch_size: int = 4, num_workers: int = 0) -> Iterable:
+    """A loader of ``(images, masks, full-size masks)`` for the full-resolution scores (``Scores(full_res=True)``).
+
+    ``dataset`` reads the full-size mask of item ``i`` with ``read_mask(i)``.
+    """
+    return torch.utils.data.DataLoader(
+        WithFullMasks(dataset), batch_size, num_workers=num_workers, collate_fn=stack_full_masks
+    )

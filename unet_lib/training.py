@@ -1,0 +1,477 @@
+"""Training: ``train_step``, ``train_one_epoch`` and ``fit`` as plain functions, and ``train``, the one entry
+that turns a config into a trained run (the command line, the demo and the notebooks all call it).
+
+``train`` checks the data first (check-data's checks), joins a ``torchrun`` process group when there is
+one, and hands over to ``fit``, which adds what a long run needs: per-epoch seeding (so a resumed run
+is bit-identical to an uninterrupted one), atomic best/last checkpoints, a NaN guard, a history to plot
+and one line per epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+from tqdm.auto import tqdm
+
+from unet_lib.checkpoint import load_checkpoint, load_weights, new_run_dir, save_checkpoint, write_json
+from unet_lib.config import TrainConfig
+from unet_lib.data import DATASETS, best_metric, build_datasets, build_loaders, class_names, configure, num_outputs
+from unet_lib.data.check import check_tree
+from unet_lib.errors import InputError
+from unet_lib.evaluation import Scores, evaluate, forward
+from unet_lib.losses import make_loss
+from unet_lib.model import UNet
+from unet_lib.runtime import (
+    all_reduce,
+    autocast_dtype,
+    epoch_seed,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    pick_device,
+    seed_everything,
+    show_progress,
+)
+
+WARMUP_SHARE = 0.15  # one-cycle: the share of all steps spent warming up to the peak lr
+OVERFIT_TARGET = 0.05  # --overfit-batch: below this loss the batch is learnt
+OVERFIT_STEPS = 300
+
+History = list[dict[str, Any]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def build_model(config: TrainConfig) -> UNet:
+    """The U-Net a config describes (its output channels come from the dataset's classes)."""
+    return UNet(3, num_outputs(config), config.features, config.block, config.upsample)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (the original) or AdamW, from the config, as one fused kernel per step on a CPU or CUDA GPU.
+
+    The fused update does the same arithmetic as the per-tensor loop, about 7x faster for a 31 M
+    parameter U-Net on a CPU.
+    """
+    params = list(model.parameters())
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, fused=fused)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A per-step one-cycle schedule (warm-up then cosine decay), or None for a constant lr."""
+    if config.scheduler == "none":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.num_epochs * steps_per_epoch, pct_start=WARMUP_SHARE
+    )
+
+
+@dataclass
+class Precision:
+    """How the arithmetic runs: autocast in ``dtype`` (None: plain fp32), with fp16 a gradient ``scaler``
+    (small gradients would round to zero without it), and the memory layout of the images."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    channels_last: bool = False
+
+    @classmethod
+    def choose(cls, device: torch.device, config: TrainConfig) -> Precision:
+        """bf16 (or fp16 with a scaler) on a CUDA GPU when ``config.amp``; fp32 on the CPU."""
+        dtype = autocast_dtype(device, config.amp)
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        return cls(dtype, scaler, config.channels_last)
+
+
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    precision: Precision | None = None,
+) -> torch.Tensor:
+    """One gradient step on one batch: forward, loss, backward, update. The model must be in training mode.
+
+    Args:
+        model: The network, on the batch's device.
+        images: float [B, 3, H, W] in [0, 1].
+        masks: int64 [B, H, W] class indices (255: ignored).
+        loss_fn: Called as ``loss_fn(logits, masks)``, in fp32.
+        optimizer: Updates ``model``'s parameters.
+        precision: Autocast, gradient scaling and memory layout (default: fp32).
+
+    Returns:
+        The batch's loss before the step (a detached scalar).
+
+    Raises:
+        TrainingDiverged: The loss is NaN or infinite (the step is not applied).
+    """
+    precision = precision or Precision()
+    if precision.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    logits = forward(model, images, precision.dtype)  # (B, C, H, W), fp32
+    loss = loss_fn(logits, masks)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    if precision.scaler is not None:
+        precision.scaler.scale(loss).backward()
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    precision: Precision | None = None,
+    epoch: int = 1,
+) -> dict[str, float]:
+    """One pass over ``loader`` with a gradient step per batch (and a scheduler step, if there is one).
+
+    Returns:
+        ``{"train_loss": mean loss over the images seen}`` (over all processes when distributed).
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (before the bad step is applied).
+    """
+    device = next(model.parameters()).device
+    model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    num_images = 0
+    bar = tqdm(loader, desc=f"epoch {epoch} train", leave=False, disable=not show_progress(), dynamic_ncols=True)
+    for step, (images, masks) in enumerate(bar):
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        try:
+            loss = train_step(model, images, masks, loss_fn, optimizer, precision)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(
+                f"{err} at epoch {epoch}, step {step + 1}: training diverged; "
+                "lower the learning rate (--lr) or turn off mixed precision; the last good checkpoint is kept"
+            ) from None
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss * len(images)
+        num_images += len(images)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    totals = all_reduce(torch.stack([loss_sum, torch.tensor(num_images, device=device, dtype=torch.float64)]))
+    return {"train_loss": (totals[0] / totals[1].clamp(min=1)).item()}
+
+
+def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
+    """One line for one epoch, e.g. ``epoch 3/20  train loss 0.4120  val loss 0.3980  val dice 0.9412  41 s``."""
+    scores = "".join(
+        f"  {key.replace('_', ' ')} {row[key]:.4f}"
+        for key in ("val_dice", "val_miou", "val_pixel_accuracy")
+        if key in row
+    )
+    return (
+        f"epoch {row['epoch']}/{num_epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
+        f"{scores}  {row['seconds']:.0f} s"
+    )
+
+
+def resume_from(path: Path, config: TrainConfig, state_of: dict[str, Any]) -> tuple[int, History, float]:
+    """Load ``path`` into the training state ``state_of`` (model, optimizer, scheduler, scaler) and return
+    ``(epochs done, history, best score)``; a checkpoint trained with other settings is refused."""
+    state = load_checkpoint(path, map_location=next(state_of["model"].parameters()).device)
+    stored = TrainConfig.from_dict(state["config"])
+    if dataclasses.replace(stored, **config.runtime_fields()) != config:
+        changed = [
+            k for k, v in config.to_dict().items() if stored.to_dict()[k] != v and k not in config.runtime_fields()
+        ]
+        raise InputError(
+            f"{path}: was trained with other settings ({', '.join(changed)}); resume with the stored config"
+        )
+    load_weights(state_of["model"], state["model"], path)
+    for name in ("optimizer", "scheduler", "scaler"):
+        if state_of[name] is not None and state.get(name):
+            state_of[name].load_state_dict(state[name])
+    return state["epoch"], state["history"], state["best"]
+
+
+def fit(
+    model: nn.Module,
+    loaders: tuple[Iterable, Iterable],
+    loss_fn: nn.Module,
+    config: TrainConfig,
+    out_dir: str | Path,
+    if_exists: Literal["error", "resume", "overwrite"] = "error",
+    on_epoch_end: Callable[[History], None] | None = None,
+) -> History:
+    """Train for ``config.num_epochs``, validating and checkpointing after every epoch.
+
+    Writes ``last.pt`` (every epoch), ``best.pt`` (best validation Dice or mIoU) and ``history.json``
+    in ``out_dir``.
+
+    Args:
+        model: A U-Net (wrapped in DistributedDataParallel when training on several processes).
+        loaders: ``(train_loader, val_loader)``.
+        loss_fn: Called as ``loss_fn(logits, masks)``.
+        config: What is trained (a recipe, maybe changed with ``dataclasses.replace``).
+        out_dir: The run folder.
+        if_exists: When ``out_dir`` already holds a ``last.pt``: stop with an error, continue it
+            (``"resume"``, bit-identical to a run never interrupted) or replace it (``"overwrite"``).
+        on_epoch_end: Called with the history after each epoch, by the main process, after its line
+            is printed (notebooks pass ``viz.LiveHistory`` to redraw the curves).
+
+    Returns:
+        The history: one dict per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_dice`` or
+        ``val_miou``, ``lr``, ``seconds``, ...).
+    """
+    train_loader, val_loader = loaders
+    out_dir = Path(out_dir)
+    device = next(model.parameters()).device
+    core = model.module if hasattr(model, "module") else model  # the U-Net inside DDP
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, len(train_loader))
+    precision = Precision.choose(device, config)
+    history: History = []
+    start_epoch, best = 0, -math.inf
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    for stale in out_dir.glob(".*.pt.*.tmp") if is_main_process() else ():
+        stale.unlink(missing_ok=True)  # left by a write that a crash cut short; never a checkpoint
+    if if_exists == "resume" and last_path.is_file():
+        state_of = dict(model=core, optimizer=optimizer, scheduler=scheduler, scaler=precision.scaler)
+        start_epoch, history, best = resume_from(last_path, config, state_of)
+    elif last_path.is_file() and if_exists == "error":
+        raise InputError(
+            f"{last_path}: a checkpoint is already there; pass --resume to continue it, --overwrite to replace it, or choose another --out"
+        )
+    key, num_classes = best_metric(config), num_outputs(config)
+
+    for epoch in range(start_epoch + 1, config.num_epochs + 1):
+        torch.manual_seed(epoch_seed(config.seed, epoch))  # a replayed epoch is the one that was lost
+        if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, precision, epoch)
+        val = evaluate(core, val_loader, [Scores(num_classes, [config.threshold])], loss_fn, precision.dtype)
+        row = {"epoch": epoch, **train, **{f"val_{k}": v for k, v in val.items()}}
+        row.update(lr=lr, seconds=time.perf_counter() - started)
+        history.append(row)
+        improved = row[key] > best
+        best = max(best, row[key])
+        if is_main_process():
+            state = {
+                "model": core.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
+                "epoch": epoch,
+                "config": config.to_dict(),
+                "arch": dict(core.arch),
+                "metrics": {k: v for k, v in row.items() if not isinstance(v, list)},
+                "history": history,
+                "best": best,
+                "class_names": class_names(config),
+            }
+            if improved:
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)  # last, so a crash between the two never loses an epoch
+            write_json(history, out_dir / "history.json")
+            print(epoch_line(row, config.num_epochs), flush=True)  # a log file or CI output keeps it readable
+            if on_epoch_end is not None:
+                on_epoch_end(history)
+    return history
+
+
+def check_data(config: TrainConfig) -> Any:
+    """check-data's checks on the config's data, run by the first process: the first problem stops
+    training in one line, before a run folder is made. Every process stops, or none.
+
+    Returns:
+        What the check found that building the datasets would otherwise read again (a folder's
+        classes), else None.
+    """
+    found = [None, None]  # (the first problem, what was found)
+    if is_main_process():
+        try:
+            size, depth = config.image_size, len(config.features)
+            report = check_tree(config.data_dir, config.dataset, size, depth, show_progress(), config.mode)
+            more = f" (and {len(report.problems) - 1} more: python -m unet_lib check-data {config.data_dir})"
+            first = report.problems[0] + (more if len(report.problems) > 1 else "") if report.problems else None
+            found = [first, report.classes]
+        except InputError as err:
+            found = [str(err), None]
+    if is_distributed():
+        dist.broadcast_object_list(found, src=0)
+    if found[0] is not None:
+        raise InputError(found[0])
+    return found[1]
+
+
+def overfit_batch(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    max_steps: int = OVERFIT_STEPS,
+) -> tuple[float, int]:
+    """Take :func:`train_step` s on one batch until its loss falls below ``OVERFIT_TARGET`` or ``max_steps``
+    steps are taken: the first check that a model, its loss and the masks fit together.
+
+    Returns:
+        ``(loss, steps)``: the batch's loss with the weights left after ``steps`` steps (NaN if it diverged).
+    """
+    device = next(model.parameters()).device
+    images, masks = (t.to(device) for t in batch)
+    model.train()
+    steps, loss = 0, math.inf
+    bar = tqdm(total=max_steps, desc="overfit-batch", leave=False, disable=not show_progress())
+    while steps < max_steps and loss >= OVERFIT_TARGET:
+        try:
+            loss = train_step(model, images, masks, loss_fn, optimizer).item()  # the loss before this step
+        except TrainingDiverged:
+            return math.nan, steps
+        steps += 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.4f}")
+    bar.close()
+    with torch.no_grad():
+        return loss_fn(forward(model, images), masks).item(), steps
+
+
+def overfit_message(loss: float, steps: int) -> str:
+    """One line saying whether the batch was learnt, and what to check when it was not."""
+    if not math.isfinite(loss):
+        return f"overfit-batch: loss became {loss} after {steps} steps: lower the learning rate (--lr)"
+    if loss < OVERFIT_TARGET:
+        return f"overfit-batch: loss {loss:.3f} after {steps} steps: the model can learn this batch"
+    return (
+        f"overfit-batch: loss still {loss:.3f} after {steps} steps (target {OVERFIT_TARGET}): the model cannot learn "
+        "even one batch; check the masks (check-data) and the learning rate (--lr)"
+    )
+
+
+DatasetsArg = tuple[Dataset, Dataset] | Callable[[TrainConfig, Any], tuple[Dataset, Dataset]] | None
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    *,
+    datasets: DatasetsArg = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_epoch_end: Callable[[History], None] | None = None,
+    overfit: bool = False,
+) -> History:
+    """Train the U-Net a config describes: check the data, build it, seed, build the model and loss, then :func:`fit`.
+
+    Inside a ``torch.distributed`` process group (``torchrun``) the model is wrapped in
+    DistributedDataParallel and each process trains on its shard of the data.
+
+    Args:
+        config: What to train (a recipe, maybe changed with ``dataclasses.replace``).
+        out_dir: Run folder for ``best.pt``, ``last.pt`` and ``history.json``; None: a new
+            ``models/<dataset>/run-NNN``.
+        datasets: ``(train, val)`` already built from ``config`` (and so not checked again), or a
+            function ``(config, what check-data found) -> (train, val)`` called after the checks
+            (the command line's plugs a picture cache in); None: :func:`~unet_lib.data.build_datasets`.
+        resume: Continue from ``out_dir/last.pt`` (its config must match, except where and how it runs).
+        overwrite: Replace the checkpoints of an earlier run in ``out_dir``.
+        on_epoch_end: Called with the history after each epoch (``viz.LiveHistory`` redraws curves).
+        overfit: Instead of a run, train on the first batch (no augmentation) until its loss is below
+            0.05 or 300 steps pass, print whether it was learnt, and write nothing.
+
+    Returns:
+        The history, one dict per epoch (see :func:`fit`); with ``overfit``, one row ``{"loss", "steps"}``.
+    """
+    joined = init_distributed(config.device)  # under torchrun: this process's device
+    try:
+        device = joined or pick_device(config.device)
+        if overfit:
+            config = dataclasses.replace(config, augment="none")  # the same pictures every step
+        seed_everything(config.seed, threads=config.threads)
+        if datasets is None or callable(datasets):
+            known = check_data(config)  # a data problem ends here, before a run folder is made
+            datasets = (datasets or build_datasets)(config, known)
+        train_set, val_set = datasets
+        config = configure(config, train_set)  # folder data: the class names, and so the loss, come from the data
+        seed_everything(config.seed, threads=config.threads)  # building the data may draw random numbers
+        model = build_model(config).to(device)
+        loss_fn = make_loss(config.loss, num_outputs(config))
+        if overfit:
+            return [overfit_run(config, model, train_set, loss_fn)]
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if is_distributed():
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        out_dir = run_folder(config, out_dir)
+        if is_main_process():
+            print(f"training on {device} -> {out_dir}", flush=True)
+            if (line := describe_classes(config, train_set)) is not None:
+                print(line)
+        loaders = build_loaders(config, train_set, val_set)
+        if_exists = "resume" if resume else "overwrite" if overwrite else "error"
+        history = fit(model, loaders, loss_fn, config, out_dir, if_exists, on_epoch_end)
+        if is_main_process():
+            key = best_metric(config)
+            best = max(history, key=lambda row: row[key])
+            print(f"best {key} {best[key]:.4f} at epoch {best['epoch']}; checkpoints in {out_dir} (best.pt, last.pt)")
+        return history
+    finally:
+        if joined is not None:
+            dist.destroy_process_group()
+
+
+def describe_classes(config: TrainConfig, dataset: Dataset) -> str | None:
+    """One line for data whose classes come from the data (a folder's): the classes and how they are trained."""
+    if DATASETS[config.dataset].class_names:
+        return None  # the dataset names its own classes
+    while hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    foreground_255 = getattr(getattr(dataset, "classes", None), "foreground_255", False)
+    where = "; 255 in the masks is the foreground" if foreground_255 else ""
+    how = f"one output channel, {config.loss}" if num_outputs(config) == 1 else "cross-entropy, 255 ignored"
+    names = class_names(config)
+    return f"{config.data_dir}: {len(names)} classes ({', '.join(names)}){where}: {how}"
+
+
+def run_folder(config: TrainConfig, out_dir: str | Path | None) -> Path:
+    """``out_dir``, or a new ``models/<dataset>/run-NNN`` made by the first process and shared with the others."""
+    out = [
+        out_dir if out_dir is not None else new_run_dir(Path("models") / config.dataset) if is_main_process() else None
+    ]
+    if is_distributed():
+        dist.broadcast_object_list(out, src=0)  # every process writes (the first) or reads the same folder
+    return Path(out[0])
+
+
+def overfit_run(config: TrainConfig, model: nn.Module, dataset: Dataset, loss_fn: nn.Module) -> dict[str, Any]:
+    """``train(..., overfit=True)``: :func:`overfit_batch` on the first ``config.batch_size`` items, with the
+    config's learning rate held constant; prints the verdict."""
+    batch = default_collate([dataset[i] for i in range(min(config.batch_size, len(dataset)))])
+    loss, steps = overfit_batch(model, batch, loss_fn, make_optimizer(model, config))
+    if is_main_process():
+        print(overfit_message(loss, steps))
+    return {"loss": loss, "steps": steps}
