@@ -21,9 +21,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.measure import Row, interleaved, measured_peak, median, spec_peak, speedup_row, spread
+from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.losses import make_loss
-from unet_lib.runtime import keep_freed_memory
 from unet_lib.training import Precision, build_model, make_optimizer, train_one_epoch
 
 TARGET_SPEEDUP = 1.0

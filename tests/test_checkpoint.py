@@ -11,13 +11,13 @@ from torch import nn
 from unet_lib import InputError, UNet
 from unet_lib.checkpoint import (
     load_checkpoint,
-    load_original,
     model_from_checkpoint,
     new_run_dir,
     save_checkpoint,
     to_json,
     write_json,
 )
+from unet_lib.cli.original import load_original
 
 
 class RefDoubleConv(nn.Module):

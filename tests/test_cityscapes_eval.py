@@ -12,10 +12,15 @@ from PIL import Image
 from torchvision.datasets import Cityscapes
 
 from unet_lib import InputError, UNet
-from unet_lib.cli.cityscapes import write_cityscapes_predictions
+from unet_lib.cli.cityscapes import (
+    CATEGORY_NAMES,
+    VOID,
+    OfficialScores,
+    cityscapes_scores,
+    write_cityscapes_predictions,
+)
 from unet_lib.cli.pictures import Inference
 from unet_lib.data import CityscapesDataset
-from unet_lib.data.cityscapes import CATEGORY_NAMES, VOID, OfficialScores, cityscapes_scores
 from unet_lib.data.io import read_image
 from unet_lib.data.transforms import resize_pair
 from unet_lib.evaluation import evaluate, with_full_masks

@@ -159,9 +159,9 @@ def test_no_dataset_name_is_compared_outside_the_dataset_table():
 def test_every_dataset_answers_the_table():
     for name, cls in DATASETS.items():
         assert cls.name == name
-        for attribute in ("class_names", "layout", "title", "split_predictions", "background"):
+        for attribute in ("class_names", "layout", "title", "scores", "split_predictions", "background"):
             assert hasattr(cls, attribute), (name, attribute)
-        for method in ("list_pairs", "looks_like", "value_tables", "from_config", "configure", "evaluation_metrics"):
+        for method in ("list_pairs", "looks_like", "value_tables", "from_config", "configure"):
             assert callable(getattr(cls, method)), (name, method)
         assert "decode" in vars(cls) and "load" not in vars(cls)  # `load` is an attribute a cache may replace
 

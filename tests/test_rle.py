@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import rle_by_hand as reference_encode
 
-from unet_lib.data.rle import rle_decode, rle_encode
+from unet_lib.cli.carvana import rle_encode
+from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import random
 import sys
 
@@ -41,27 +39,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     identical to the one that was lost.
     """
     return seed * EPOCH_SEED_STRIDE + epoch
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt() parameter numbers, from glibc's <malloc.h>
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed memory for reuse instead of returning it to the system at once (CPU training).
-
-    PyTorch takes each activation from ``malloc``. glibc serves blocks over a few MB with a fresh
-    ``mmap`` that the kernel zero-fills page by page on first touch, and unmaps on ``free``: a
-    U-Net training step then spends a quarter to a third of its time in page faults (4 million per
-    step at 160x240, batch 16). With mmap off and trimming off, freed blocks are reused. The price:
-    the process keeps its peak memory until it ends, as PyTorch's CUDA allocator does.
-
-    Returns:
-        True when set (Linux with glibc); False elsewhere, where nothing changes.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(None)  # the C library this process already uses
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -418,8 +418,11 @@ def train(
         seed_everything(config.seed, threads=config.threads)  # building the data may draw random numbers
         model = build_model(config).to(device)
         loss_fn = make_loss(config.loss, num_outputs(config))
-        if overfit:
-            return [overfit_run(config, model, train_set, loss_fn)]
+        if overfit:  # the first batch, the config's learning rate held constant
+            batch = default_collate([train_set[i] for i in range(min(config.batch_size, len(train_set)))])
+            loss, steps = overfit_batch(model, batch, loss_fn, make_optimizer(model, config))
+            print(overfit_message(loss, steps))
+            return [{"loss": loss, "steps": steps}]
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if is_distributed():
@@ -429,8 +432,9 @@ def train(
         out_dir = run_folder(config, out_dir)
         if is_main_process():
             print(f"training on {device} -> {out_dir}", flush=True)
-            if (line := describe_classes(config, train_set)) is not None:
-                print(line)
+            if not DATASETS[config.dataset].class_names:  # classes from the data: say which, and how trained
+                how = f"one output channel, {config.loss}" if num_outputs(config) == 1 else "cross-entropy, 255 ignored"
+                print(f"{config.data_dir}: {len(config.class_names)} classes ({', '.join(config.class_names)}): {how}")
         loaders = build_loaders(config, train_set, val_set)
         if_exists = "resume" if resume else "overwrite" if overwrite else "error"
         history = fit(model, loaders, loss_fn, config, out_dir, if_exists, on_epoch_end)
@@ -444,34 +448,9 @@ def train(
             dist.destroy_process_group()
 
 
-def describe_classes(config: TrainConfig, dataset: Dataset) -> str | None:
-    """One line for data whose classes come from the data (a folder's): the classes and how they are trained."""
-    if DATASETS[config.dataset].class_names:
-        return None  # the dataset names its own classes
-    while hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
-    foreground_255 = getattr(getattr(dataset, "classes", None), "foreground_255", False)
-    where = "; 255 in the masks is the foreground" if foreground_255 else ""
-    how = f"one output channel, {config.loss}" if num_outputs(config) == 1 else "cross-entropy, 255 ignored"
-    names = class_names(config)
-    return f"{config.data_dir}: {len(names)} classes ({', '.join(names)}){where}: {how}"
-
-
 def run_folder(config: TrainConfig, out_dir: str | Path | None) -> Path:
     """``out_dir``, or a new ``models/<dataset>/run-NNN`` made by the first process and shared with the others."""
-    out = [
-        out_dir if out_dir is not None else new_run_dir(Path("models") / config.dataset) if is_main_process() else None
-    ]
+    out = [out_dir or (new_run_dir(Path("models") / config.dataset) if is_main_process() else None)]
     if is_distributed():
         dist.broadcast_object_list(out, src=0)  # every process writes (the first) or reads the same folder
     return Path(out[0])
-
-
-def overfit_run(config: TrainConfig, model: nn.Module, dataset: Dataset, loss_fn: nn.Module) -> dict[str, Any]:
-    """``train(..., overfit=True)``: :func:`overfit_batch` on the first ``config.batch_size`` items, with the
-    config's learning rate held constant; prints the verdict."""
-    batch = default_collate([dataset[i] for i in range(min(config.batch_size, len(dataset)))])
-    loss, steps = overfit_batch(model, batch, loss_fn, make_optimizer(model, config))
-    if is_main_process():
-        print(overfit_message(loss, steps))
-    return {"loss": loss, "steps": steps}

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from unet_lib.cli.cache_file import VERSION, CacheFile, Layout, create, inspect
 from unet_lib.config import CacheMode
 from unet_lib.errors import InputError
+from unet_lib.runtime import show_progress
 
 try:
     import fcntl
@@ -229,7 +230,7 @@ class PictureCache:
             self.mode = "none"
             return None
 
-    def build(self, indices: Sequence[int], workers: int = 0, progress: bool = True) -> None:
+    def build(self, indices: Sequence[int], workers: int = 0, progress: bool | None = None) -> None:
         """Fill the empty slots of ``indices`` now, decoding in ``workers`` processes, with a progress bar."""
         file = self.open()
         if file is None:
@@ -237,7 +238,9 @@ class PictureCache:
         with self.locked(file.path):
             missing = [i for i in indices if not file.table[i]]
             desc = f"caching {self.label} {self.size[0]}x{self.size[1]}"
-            for index, image, mask in tqdm(self.decoded(missing, workers), desc, len(missing), disable=not progress):
+            for index, image, mask in tqdm(
+                self.decoded(missing, workers), desc, len(missing), disable=not show_progress(progress)
+            ):
                 self.keep(file, index, image, mask)
 
     def decoded(self, indices: list[int], workers: int) -> Iterator[tuple]:
@@ -283,14 +286,14 @@ def use_cache(dataset: Dataset, mode: CacheMode | bool) -> Dataset:
     return dataset
 
 
-def build_cache(dataset: Dataset, workers: int = 0, progress: bool = True) -> None:
+def build_cache(dataset: Dataset, workers: int = 0, progress: bool | None = None) -> None:
     """Fill a dataset's disk cache now instead of during the first epoch, e.g. before several runs start.
 
     Args:
         dataset: A dataset with a :class:`PictureCache` in ``.cache``, maybe inside ``Subset`` s (only the
             items these use are filled); other datasets are left alone.
         workers: Processes decoding in parallel (0: this one).
-        progress: Show a progress bar.
+        progress: Show a progress bar (None: on a terminal or in Jupyter only).
     """
     cache, indices = caches_in(dataset)
     if cache is not None:

@@ -11,6 +11,7 @@ import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -18,7 +19,6 @@ from tqdm.auto import tqdm
 from unet_lib.checkpoint import atomic_write
 from unet_lib.cli.pictures import Inference, predict_full_res
 from unet_lib.data.carvana import CarvanaDataset
-from unet_lib.data.rle import rle_encode
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Scores, evaluate, predict_labels
 from unet_lib.metrics import BinaryCounts, check_threshold
@@ -26,6 +26,31 @@ from unet_lib.runtime import show_progress
 
 HEADER = ("img", "rle_mask")
 DEFAULT_THRESHOLDS = tuple(i / 20 for i in range(1, 20))  # 0.05, 0.10, ..., 0.95 (0.5 exactly among them)
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Encode a binary mask as Carvana run-length pairs.
+
+    Args:
+        mask: Array of shape (H, W) holding 0/1 (any integer type) or booleans.
+
+    Returns:
+        ``"start length ..."`` with 1-indexed row-major starts; ``""`` for an empty mask.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InputError(f"mask: expected a 2-D array (H, W), got shape {mask.shape}")
+    if mask.dtype != bool and mask.size:
+        # For integers the range check is enough (and much cheaper than comparing every pixel twice).
+        in_range = mask.min() >= 0 and mask.max() <= 1
+        if not in_range or (mask.dtype.kind not in "iu" and not np.isin(mask, (0, 1)).all()):
+            raise InputError("mask: expected only the values 0 and 1")
+    pixels = mask.reshape(-1).astype(bool)
+    # A zero on each side makes every run start with a 0->1 and end with a 1->0 change.
+    padded = np.concatenate([[False], pixels, [False]])
+    changes = np.flatnonzero(padded[1:] != padded[:-1]) + 1  # 1-indexed [start, end+1, start, end+1, ...]
+    changes[1::2] -= changes[::2]  # end+1 -> length
+    return " ".join(changes.astype(str).tolist())
 
 
 def mask_coverage(dataset: CarvanaDataset, progress: bool | None = None) -> torch.Tensor:

@@ -14,14 +14,14 @@ from pathlib import Path
 from unet_lib.checkpoint import load_checkpoint, to_json
 from unet_lib.cli.cache import use_cache
 from unet_lib.cli.predict import load_for_inference, predict
+from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
 from unet_lib.data.check import check_tree
 from unet_lib.errors import InputError
+from unet_lib.evaluation import Scores, binary_metrics, with_full_masks
 from unet_lib.evaluation import evaluate as evaluate_model
-from unet_lib.evaluation import with_full_masks
 from unet_lib.losses import make_loss
-from unet_lib.runtime import keep_freed_memory
 from unet_lib.training import train as train_run
 
 __all__ = ["check_data", "demo", "evaluate", "export", "predict", "sample_data", "train", "train_config"]
@@ -96,7 +96,7 @@ SAMPLE_WRITERS = {"carvana": sample_carvana, "cityscapes": sample_cityscapes}  #
 def sample_data(args: argparse.Namespace) -> int:
     from unet_lib.cli.sample.common import WriteOptions
 
-    options = WriteOptions(seed=args.seed, overwrite=args.overwrite, workers=args.workers, progress=True)
+    options = WriteOptions(seed=args.seed, overwrite=args.overwrite, workers=args.workers, progress=None)
     SAMPLE_WRITERS[args.dataset](args, options)
     return 0
 
@@ -128,10 +128,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if len(dataset) and not isinstance(dataset[0], tuple):
         raise InputError(f"--split {args.split}: these {kind.title} images have no masks to score against; use predict")
     loader = with_full_masks(dataset, args.batch_size, args.workers)
-    metrics = kind.evaluation_metrics(config, args.tta)
+    metrics = evaluation_metrics(kind.scores, config, args.tta)
     same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
     loss_fn = make_loss(config.loss, num_outputs(config)) if same_outputs else None
-    scores = evaluate_model(model, loader, metrics, loss_fn, progress=False if args.quiet else None)
+    scores = evaluate_model(model, loader, metrics, loss_fn)
     if isinstance(scores.get("iou"), list):
         scores["iou"] = dict(zip(config.class_names, scores["iou"], strict=True))
     result = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(dataset), **scores}
@@ -142,6 +142,20 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, network at {height}x{width}):")
     print_scores(result)
     return 0
+
+
+def evaluation_metrics(scores: str, config: TrainConfig, tta: bool) -> list:
+    """What ``evaluate`` counts: Cityscapes' official scores, or by the classes: for two, the scores at the
+    network's size and Kaggle's Dice at each picture's size, with and without flip TTA; for more, each IoU."""
+    if scores == "official":
+        from unet_lib.cli.cityscapes import OfficialScores
+
+        return [OfficialScores(tta)]
+    if num_outputs(config) == 1:
+        return binary_metrics(config.threshold)
+    if tta:
+        raise InputError("--tta: scored for two-class folder data, Carvana and Cityscapes; leave it out here")
+    return [Scores(num_outputs(config))]
 
 
 def print_scores(result: dict) -> None:
@@ -163,7 +177,7 @@ def print_scores(result: dict) -> None:
 def check_data(args: argparse.Namespace) -> int:
     from unet_lib.cli.check_report import report_lines
 
-    report = check_tree(args.dir, args.dataset, size=args.size, progress=not args.quiet)
+    report = check_tree(args.dir, args.dataset, size=args.size)
     print("\n".join(report_lines(report)))
     return 0 if report.ok else 2
 

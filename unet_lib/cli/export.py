@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from unet_lib.checkpoint import atomic_write, checkpoint_config, model_from_checkpoint
+from unet_lib.checkpoint import atomic_write, model_from_checkpoint
+from unet_lib.cli.original import checkpoint_config
 from unet_lib.config import TrainConfig
 from unet_lib.data import class_names
 from unet_lib.errors import InputError

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import torch
 
-from unet_lib.checkpoint import checkpoint_config, model_from_checkpoint
+from unet_lib.checkpoint import model_from_checkpoint
+from unet_lib.cli.original import checkpoint_config
 from unet_lib.cli.pictures import Inference, collect_inputs, predict_file, save_mask_png
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATASETS, configure, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX, check_threshold
-from unet_lib.runtime import pick_device
+from unet_lib.runtime import pick_device, show_progress
 
 __all__ = ["config_for", "load_for_inference", "predict"]
 
@@ -46,8 +47,8 @@ def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict,
 
 
 def inference(args: argparse.Namespace, config: TrainConfig) -> Inference:
-    """The ``--tta``, ``--batch-size``, ``--workers`` and ``--quiet`` options, at the config's size."""
-    return Inference(config.image_size, args.tta, args.batch_size, args.workers, False if args.quiet else None)
+    """The ``--tta``, ``--batch-size`` and ``--workers`` options, at the config's size."""
+    return Inference(config.image_size, args.tta, args.batch_size, args.workers)  # --quiet: $UNET_PROGRESS
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -84,7 +85,7 @@ def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainC
             )
     args.out.mkdir(parents=True, exist_ok=True)
     background = DATASETS[config.dataset].background
-    for path in tqdm(files, desc="predict", disable=args.quiet or len(files) < 2):
+    for path in tqdm(files, desc="predict", disable=len(files) < 2 or not show_progress()):
         image, labels = predict_file(model, path, config.image_size, args.threshold, args.tta)
         mask_path, overlay_path = outputs[path]
         if model.arch["num_classes"] == 1:

@@ -28,7 +28,6 @@ from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing,
 from unet_lib.data.rle import rle_decode
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
-from unet_lib.evaluation import Scores, binary_metrics
 
 EXPECTED_LAYOUT = """expected a Kaggle Carvana folder like
   data/carvana/
@@ -113,6 +112,7 @@ class CarvanaDataset(Dataset):
     title: ClassVar[str] = "Carvana"  # as a sentence names it
     class_names: ClassVar[tuple[str, ...]] = ("background", "car")  # two classes: one output channel
     layout: ClassVar[str] = EXPECTED_LAYOUT
+    scores: ClassVar[str] = "by classes"  # evaluate: two classes, so Kaggle's Dice at the photos' size and more
     split_predictions: ClassVar[str] = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
     background: ClassVar[int | None] = 0
     list_pairs = staticmethod(list_pairs)
@@ -173,12 +173,6 @@ class CarvanaDataset(Dataset):
         zero_one, zero_255 = np.full(256, OUTSIDE, dtype=np.int64), np.full(256, OUTSIDE, dtype=np.int64)
         zero_one[:2], zero_255[0], zero_255[255] = (0, 1), 0, 1
         return [zero_one, zero_255]
-
-    @staticmethod
-    def evaluation_metrics(config: TrainConfig, tta: bool = False) -> list[Scores]:
-        """What ``python -m unet_lib evaluate`` reports: Dice and more at the network's size, Kaggle's Dice at
-        the photos' size, both with and without flip TTA (so ``tta`` changes nothing)."""
-        return binary_metrics(config.threshold)
 
     @classmethod
     def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CarvanaDataset:

@@ -23,6 +23,7 @@ from unet_lib.data.pairs import OUTSIDE, Pair
 from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
+from unet_lib.runtime import show_progress
 
 DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
 DTYPES |= {"I": "int32", "RLE": "uint8"}
@@ -121,7 +122,7 @@ def check_tree(
     dataset: str | None = None,
     size: tuple[int, int] | None = None,
     depth: int = 4,
-    progress: bool = True,
+    progress: bool | None = None,
     mode: str = "fine",
 ) -> DataReport:
     """Check a folder, Carvana or Cityscapes tree; the data folder is only read.
@@ -131,7 +132,7 @@ def check_tree(
         dataset: ``"folder"``, ``"carvana"`` or ``"cityscapes"``; None detects it from the layout.
         size: The ``(H, W)`` training will resize to, checked against the network's halvings.
         depth: Halvings of the network (``len(features)``): sizes must be divisible by ``2 ** depth``.
-        progress: Show a progress bar while the masks are read.
+        progress: Show a progress bar while the masks are read (None: on a terminal or in Jupyter).
         mode: Cityscapes' annotations to check: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
 
     Returns:
@@ -147,7 +148,12 @@ def check_tree(
     report.pairs = len(pairs)
     workers = min(8, os.cpu_count() or 1)  # decoding releases the GIL: threads read masks in parallel
     with ThreadPoolExecutor(workers) as pool:
-        bar = tqdm(total=len(pairs), desc=f"check-data: reading {len(pairs)} masks", leave=False, disable=not progress)
+        bar = tqdm(
+            total=len(pairs),
+            desc=f"check-data: reading {len(pairs)} masks",
+            leave=False,
+            disable=not show_progress(progress),
+        )
         results = []
         for result in pool.map(read_pair, pairs):
             results.append(result)

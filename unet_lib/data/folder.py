@@ -27,8 +27,8 @@ from unet_lib.data.io import image_size, read_class_mask, read_image
 from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match
 from unet_lib.data.transforms import apply, build_transforms, resize_pair
 from unet_lib.errors import InputError
-from unet_lib.evaluation import Scores, binary_metrics
 from unet_lib.metrics import IGNORE_INDEX
+from unet_lib.runtime import show_progress
 
 EXPECTED_LAYOUT = """expected a folder like
   data/mine/
@@ -165,7 +165,7 @@ def folder_classes(root: str | Path, progress: bool = False) -> FolderClasses:
     if not masks:
         raise InputError(f"{root / 'masks'}: no .png masks; {EXPECTED_LAYOUT}")
     counts = np.zeros(256, dtype=np.int64)
-    for path in tqdm(masks, desc="reading masks for the classes", leave=False, disable=not progress):
+    for path in tqdm(masks, desc="reading masks for the classes", leave=False, disable=not show_progress(progress)):
         counts += np.bincount(read_class_mask(path)[0].ravel(), minlength=256)
     return classes_from_counts(counts)
 
@@ -191,6 +191,7 @@ class FolderDataset(Dataset):
     title: ClassVar[str] = "folder"  # as a sentence names it
     class_names: ClassVar[tuple[str, ...]] = ()  # from the data: classes.txt, or the masks' values
     layout: ClassVar[str] = EXPECTED_LAYOUT
+    scores: ClassVar[str] = "by classes"  # evaluate: two classes as Carvana, more by their IoU (evaluation.py)
     split_predictions: ClassVar[str] = "masks"  # predict --data: a mask and an overlay per picture
     background: ClassVar[int | None] = 0  # class 0 is left unpainted in overlays
     list_pairs = staticmethod(list_pairs)
@@ -234,15 +235,6 @@ class FolderDataset(Dataset):
         self.lut = self.classes.lut()
         self.transform = build_transforms(augment, mask_fill=0 if self.classes.binary else IGNORE_INDEX)
         self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
-
-    @staticmethod
-    def evaluation_metrics(config: TrainConfig, tta: bool = False) -> list[Scores]:
-        """Two classes: Carvana's scores (``evaluation.binary_metrics``); more: mIoU and each class's IoU."""
-        if len(config.class_names) == 2:
-            return binary_metrics(config.threshold)
-        if tta:
-            raise InputError("--tta: scored for two-class folder data, Carvana and Cityscapes; leave it out here")
-        return [Scores(len(config.class_names))]
 
     @classmethod
     def from_config(

@@ -1,4 +1,5 @@
-"""Run-length encoding of binary masks, in the format of Kaggle's Carvana ``train_masks.csv``.
+"""Run-length decoding of binary masks, in the format of Kaggle's Carvana ``train_masks.csv``
+(the encoder, for submissions, is ``cli.carvana.rle_encode``).
 
 A mask is flattened in row-major order (row after row) and written as 1-indexed
 ``"start length start length ..."`` pairs, one pair per run of foreground pixels.
@@ -23,31 +24,6 @@ def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
     if height <= 0 or width <= 0:
         raise InputError(f"shape: expected two positive sizes (height, width), got {shape!r}")
     return height, width
-
-
-def rle_encode(mask: np.ndarray) -> str:
-    """Encode a binary mask as Carvana run-length pairs.
-
-    Args:
-        mask: Array of shape (H, W) holding 0/1 (any integer type) or booleans.
-
-    Returns:
-        ``"start length ..."`` with 1-indexed row-major starts; ``""`` for an empty mask.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise InputError(f"mask: expected a 2-D array (H, W), got shape {mask.shape}")
-    if mask.dtype != bool and mask.size:
-        # For integers the range check is enough (and much cheaper than comparing every pixel twice).
-        in_range = mask.min() >= 0 and mask.max() <= 1
-        if not in_range or (mask.dtype.kind not in "iu" and not np.isin(mask, (0, 1)).all()):
-            raise InputError("mask: expected only the values 0 and 1")
-    pixels = mask.reshape(-1).astype(bool)
-    # A zero on each side makes every run start with a 0->1 and end with a 1->0 change.
-    padded = np.concatenate([[False], pixels, [False]])
-    changes = np.flatnonzero(padded[1:] != padded[:-1]) + 1  # 1-indexed [start, end+1, start, end+1, ...]
-    changes[1::2] -= changes[::2]  # end+1 -> length
-    return " ".join(changes.astype(str).tolist())
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from unet_lib.cli.carvana import rle_encode
 from unet_lib.cli.sample.cars import GLASS, design_car
 from unet_lib.cli.sample.common import WriteOptions, arc, check_positive, check_size, prepare_root, rng_stream
 from unet_lib.cli.sample.pool import check_workers, run_all
-from unet_lib.data.rle import rle_encode
 
 CARVANA_SIZE = (1918, 1280)  # (W, H) of the Kaggle photos
 NUM_VIEWS = 16  # the turntable stops every 22.5 degrees: 01 front, 05 side, 09 back, 13 other side

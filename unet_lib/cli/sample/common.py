@@ -26,7 +26,7 @@ class WriteOptions:
     seed: int = 0  # same seed, byte-identical files (whatever the number of workers)
     overwrite: bool = False  # write into a non-empty folder, replacing the sample's own folders and files
     workers: int | None = None  # processes writing at once; None for one per core
-    progress: bool = False  # show a progress bar (one step per car or picture)
+    progress: bool | None = False  # a progress bar, one step per car or picture (None: on a terminal only)
 
 
 def rng_stream(seed: int, *stream: int) -> np.random.Generator:

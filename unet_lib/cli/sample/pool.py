@@ -12,6 +12,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from unet_lib.errors import InputError
+from unet_lib.runtime import show_progress
 
 Task, Result = TypeVar("Task"), TypeVar("Result")
 
@@ -43,7 +44,7 @@ def run_all(
     workers = min(len(tasks), available_cores() if workers is None else workers)
     results = []
     pool = ProcessPoolExecutor(workers) if workers > 1 else nullcontext()
-    with tqdm(total=len(tasks), unit=unit, disable=not progress) as bar, pool:
+    with tqdm(total=len(tasks), unit=unit, disable=not show_progress(progress)) as bar, pool:
         for result in pool.map(work, tasks) if workers > 1 else map(work, tasks):
             results.append(result)
             bar.update()
