@@ -49,12 +49,13 @@ from IPython.display import display
 from torch.utils.data import DataLoader
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from unet_lib import build_datasets, build_model, capture, evaluate, layer_names, make_loss, model_from_checkpoint
-from unet_lib.checkpoint import checkpoint_config
+from unet_lib import Scores, build_datasets, build_model, capture, evaluate, layer_names, model_from_checkpoint
+from unet_lib.cli.original import checkpoint_config
+from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, shown
+from unet_lib.evaluation import predict_labels
 from unet_lib.inspect.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
 from unet_lib.metrics import dice_per_image
 from unet_lib.model import UNet, count_parameters
-from unet_lib.evaluation import predict_labels
 from unet_lib.runtime import seed_everything
 from unet_lib.viz import (
     show_activation_rows,
@@ -65,7 +66,6 @@ from unet_lib.viz import (
     show_receptive_fields,
 )
 from unet_lib.viz.widgets import LayerExplorer
-from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, shown
 
 plt.rcParams["figure.dpi"] = 56  # many figures here: modest pictures keep the notebook light
 print(f"{'quick' if QUICK else 'full'} profile: {WHY}")
@@ -266,16 +266,13 @@ show_kernels(views, max_inputs=9, title="Filter 2 of each layer's second 3x3 con
 
 # %%
 val_loader = DataLoader(val_set, config.batch_size)
-loss_fn = make_loss(config.loss, 1)
 depth = len(model.downs)
 ablations = {"all skips": ()} | {f"without level {level}": (level,) for level in range(depth)}
 ablations["without any skip"] = tuple(range(depth))
 dice = {}
 for name, levels in ablations.items():
     with without_skips(model, levels):
-        dice[name] = evaluate(model, val_loader, loss_fn, torch.device("cpu"), 1, config.threshold, progress=False)[
-            "dice"
-        ]
+        dice[name] = evaluate(model, val_loader, [Scores(1, [config.threshold])], progress=False)["dice"]
     print(f"{name:18s} Dice {dice[name]:.4f}  ({dice[name] - dice['all skips']:+.4f})")
 assert not any(m._forward_pre_hooks for m in model.modules())  # the pre-hooks are gone again
 

@@ -55,19 +55,21 @@ from unet_lib import (
     InputError,
     count_parameters,
     dice_per_image,
-    load_original,
+    evaluate,
     make_loss,
     model_from_checkpoint,
     seed_everything,
 )
-from unet_lib.cli.carvana import DEFAULT_THRESHOLDS, evaluate_carvana, sweep_thresholds
-from unet_lib.checkpoint import checkpoint_config
+from unet_lib.cli.cache import use_cache
+from unet_lib.cli.carvana import DEFAULT_THRESHOLDS, sweep_thresholds
+from unet_lib.cli.original import checkpoint_config, load_original
+from unet_lib.cli.pictures import predict_items
+from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root
 from unet_lib.data.carvana import car_of
-from unet_lib.viz.photo_widget import PhotoPredictor
-from unet_lib.evaluation import predict_items
+from unet_lib.evaluation import binary_metrics, with_full_masks
 from unet_lib.runtime import pick_device
 from unet_lib.viz import RowLabels, plot_histograms, plot_threshold_sweep, show_error_maps, show_gallery
-from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root
+from unet_lib.viz.photo_widget import PhotoPredictor
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook file small
 seed_everything(0, threads=THREADS)
@@ -133,9 +135,10 @@ for name, tensor in weights.items():
 # (For an original `.h5` model the split it was trained with is unknown: its scores here may include
 # cars it has seen.)
 #
-# `evaluate_carvana` scores in one pass at the network's picture size, at the photos' own size (as
-# Kaggle does) and with test-time augmentation (section 5); every score comes from the same pixel
-# counts (`unet_lib.metrics.BinaryCounts`).
+# `evaluate` with the metrics of `binary_metrics` scores in one pass at the network's picture size, at
+# the photos' own size (as Kaggle does; `with_full_masks` adds each photo's full-size mask to the
+# batches) and with test-time augmentation (section 5); every score comes from the same pixel counts
+# (`unet_lib.metrics.BinaryCounts`).
 
 # %%
 trained_on = Path(repo_root(), config.data_dir) if "config" in state else None
@@ -146,12 +149,13 @@ elif trained_on is not None and trained_on.is_dir():
 else:
     data_dir = carvana_dir()
 val_fraction = config.val_fraction
-val_set = CarvanaDataset(data_dir, "val", size=image_size, val_fraction=val_fraction, cache="memory")  # read twice
+val_set = CarvanaDataset(data_dir, "val", size=image_size, val_fraction=val_fraction)
+val_set = use_cache(val_set, "memory")  # read twice: the decoded pictures are kept in memory
 val_loader = DataLoader(val_set, BATCH_SIZE)
 device = pick_device("auto")
 model = model.to(device).eval()
 loss_fn = make_loss(config.loss, 1)  # the training loss (the original's: BCE)
-metrics = evaluate_carvana(model, val_set, device, THRESHOLD, loss_fn, batch_size=BATCH_SIZE)
+metrics = evaluate(model, with_full_masks(val_set, BATCH_SIZE), binary_metrics(THRESHOLD), loss_fn)
 print(f"data: {os.path.relpath(data_dir, repo_root())}, {len(val_set)} validation photos, threshold {THRESHOLD}")
 for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
     print(f"  {name:15s} {metrics[name]:.4f}")
@@ -170,7 +174,7 @@ if same_run and THRESHOLD == config.threshold:
 # chosen threshold it gives exactly the same scores.
 
 # %%
-sweep = sweep_thresholds(model, val_loader, device, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}))
+sweep = sweep_thresholds(model, val_loader, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}))
 at_threshold = sweep.scores(THRESHOLD)
 assert at_threshold["dice"] == metrics["dice"], (at_threshold, metrics)
 dice = sweep.dice()[sweep.index(THRESHOLD)]  # (N,) one Dice per photo
@@ -233,7 +237,7 @@ print(f"Dice at the lowest threshold, {sweep.thresholds[0]:.2f}: {sweep.curves()
 #
 # A car mirrored left to right is still a car. TTA predicts the photo and its mirror image, mirrors the
 # second prediction back and averages the two logits: errors that are not symmetric partly cancel.
-# It costs a second forward pass. `evaluate_carvana` (section 2) scored both ways, at the network's
+# It costs a second forward pass. `evaluate` (section 2) scored both ways, at the network's
 # picture size and, as Kaggle does, at the photo's own size (the logits are upsampled before the
 # threshold).
 
@@ -249,7 +253,7 @@ print(f"{'at full size (Kaggle)':28s} {metrics['dice_full_res']:12.4f} {metrics[
 # independent: with few held-out cars, even a clear gain says little about other cars.
 
 # %%
-sweep_tta = sweep_thresholds(model, val_loader, device, [THRESHOLD], tta=True)
+sweep_tta = sweep_thresholds(model, val_loader, [THRESHOLD], tta=True)
 gain = sweep_tta.dice()[0] - dice  # (N,) per photo: with TTA minus without
 stderr = gain.std() / len(gain) ** 0.5
 print(

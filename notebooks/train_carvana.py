@@ -50,9 +50,9 @@ QUICK, WHY = notebook_profile()  # UNET_QUICK=1 or 0 decides; unset, quick witho
 #   "quick":            the demo's small network (widths 16..128) on 64x96 pictures, 5 epochs, flips only
 PROFILE = "quick" if QUICK else "recommended"
 DATA_DIR = None  # None: data/carvana (sample data is written there if it is absent; data/quick/carvana in quick mode)
-# Change the recipe here: e.g. loss="bce", augment="original", upsample="bilinear", block="residual" (exercises).
-config = dataclasses.replace(recipe(PROFILE), num_workers=0 if QUICK else min(4, os.cpu_count() or 1))
 THREADS = 1 if QUICK else None  # CPU threads; on a small shared CPU one thread is faster than two that wait
+# Change the recipe here: e.g. loss="bce", augment="original", upsample="bilinear", block="residual" (exercises).
+config = dataclasses.replace(recipe(PROFILE), num_workers=0 if QUICK else min(4, os.cpu_count() or 1), threads=THREADS)
 # On a CPU, keeping freed memory for reuse makes training steps much faster (no fresh pages to zero-fill),
 # but this kernel then keeps its peak memory until it is restarted. The command line always does it.
 KEEP_FREED_MEMORY = True
@@ -69,6 +69,7 @@ from IPython.display import Markdown, display
 from matplotlib import pyplot as plt
 
 from unet_lib import (
+    Scores,
     UNet,
     build_datasets,
     build_loaders,
@@ -78,23 +79,25 @@ from unet_lib import (
     evaluate,
     make_loss,
     model_from_checkpoint,
+    predict_labels,
     seed_everything,
     train,
 )
+from unet_lib.checkpoint import new_run_dir
 from unet_lib.cli.baselines import mean_mask_dice, threshold_dice
 from unet_lib.cli.carvana import mask_coverage
-from unet_lib.checkpoint import new_run_dir
-from unet_lib.data.carvana import car_of
 from unet_lib.cli.demo import stack_dataset
+from unet_lib.cli.pictures import predict_items
+from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
+from unet_lib.cli.workspace import REAL_SIZES, carvana_dir, data_sizes, repo_root, shown
+from unet_lib.data import num_outputs
+from unet_lib.data.carvana import car_of
+from unet_lib.inspect.summary import format_summary, model_summary
 from unet_lib.losses import soft_dice
 from unet_lib.metrics import binary_counts, binary_scores
+from unet_lib.runtime import pick_device
 from unet_lib.training import WARMUP_SHARE, make_optimizer, make_scheduler
-from unet_lib.evaluation import predict_items, predict_labels
-from unet_lib.cli.profiles import describe_profile, time_training_step
-from unet_lib.runtime import keep_freed_memory, pick_device
-from unet_lib.inspect.summary import format_summary, model_summary
 from unet_lib.viz import LiveHistory, RowLabels, plot_histograms, show_before_after, show_gallery
-from unet_lib.cli.workspace import REAL_SIZES, carvana_dir, data_sizes, repo_root, shown
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook file small
 device = pick_device(config.device)
@@ -367,7 +370,7 @@ assert torch.isclose(by_hand, soft_dice(logits_example[1:], masks_example[1:, No
 
 # %%
 train_loader, val_loader = build_loaders(config, train_set, val_set)
-loss_fn = make_loss(config.loss, config.num_classes)
+loss_fn = make_loss(config.loss, num_outputs(config))  # 1 output channel for two classes
 optimizer = make_optimizer(model, config)
 images, masks = next(iter(train_loader))  # (B, 3, H, W) floats in [0, 1], (B, H, W) 0/1
 model.train()
@@ -412,19 +415,20 @@ print(
 # **The whole run.** `train` is the one training entry (the command line and the demo call it too):
 # it seeds, builds the loaders, a fresh model (the same initial weights as above, from the same seed)
 # and the loss from `config`, and hands them to `fit`. `fit` runs `train_one_epoch` (a gradient step
-# per batch, as above) and `evaluate` (metrics on the validation cars) once per epoch. After every
-# epoch it saves `last.pt`, and `best.pt` whenever the validation Dice improves, in a new run folder.
-# The curves below are redrawn after each epoch; run interactively, a progress bar follows each pass.
+# per batch, `train_step`, as above) and `evaluate` (metrics on the validation cars) once per epoch.
+# After every epoch it saves `last.pt`, and `best.pt` whenever the validation Dice improves, in a new
+# run folder, and prints one line: the training loss, the validation loss and Dice, and the seconds
+# it took. The curves below are redrawn after each epoch; run interactively, a progress bar follows
+# each pass.
 
 # %%
 run_dir = new_run_dir(repo_root() / "models" / "notebooks" / "carvana")
-print(f"profile {PROFILE}: {config.num_epochs} epochs of {steps_per_epoch} batches on {device} -> {shown(run_dir)}")
+run_dir = Path(os.path.relpath(run_dir))  # as seen from this notebook's folder (train prints it)
+print(f"profile {PROFILE}: {config.num_epochs} epochs of {steps_per_epoch} batches")
 history = train(
     config,
     run_dir,
     datasets=(train_set, val_set),  # reuse the pictures already decoded above
-    device=device,
-    threads=THREADS,
     on_epoch_end=LiveHistory(f"Training on Carvana ({PROFILE})", config.num_epochs),
 )
 print(
@@ -472,7 +476,7 @@ display(Markdown("\n".join(lines)))
 # %%
 best_model, best_state = model_from_checkpoint(run_dir / "best.pt", num_classes=1)
 best_model = best_model.to(device)
-metrics = evaluate(best_model, val_loader, loss_fn, device, 1, config.threshold)
+metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn)  # 1 output channel
 print(f"best epoch {best_state['epoch']} of {len(history)}; held-out cars, {len(val_set)} photos:")
 for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
     print(f"  {name:15s} {metrics[name]:.4f}")
@@ -618,8 +622,8 @@ print(
 # %% [markdown]
 # ## What was saved
 #
-# The run folder holds `best.pt` (the best validation Dice), `last.pt` (the last epoch; `fit(...,
-# resume=True)` or `python -m unet_lib train --resume --out <folder>` continues from it) and
+# The run folder holds `best.pt` (the best validation Dice), `last.pt` (the last epoch; `train(config,
+# folder, resume=True)` or `python -m unet_lib train --resume --out <folder>` continues from it) and
 # `history.json`. Checkpoints are plain dicts loaded with `weights_only=True`.
 
 # %%

@@ -48,6 +48,8 @@ OUT_BASE = repo_root() / "models" / "notebooks" / "cityscapes"  # each run gets 
 # %%
 import dataclasses
 import math
+import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,22 +59,25 @@ from IPython.display import Markdown, display
 
 from unet_lib import (
     IGNORE_INDEX,
+    CityscapesDataset,
     ConfusionMatrix,
+    Scores,
     build_datasets,
     build_loaders,
     evaluate,
-    load_original,
     make_loss,
     model_from_checkpoint,
     seed_everything,
     train,
 )
 from unet_lib.checkpoint import new_run_dir
-from unet_lib.cli.cityscapes import evaluate_cityscapes
+from unet_lib.cli.cityscapes import OfficialScores
+from unet_lib.cli.original import load_original
+from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
+from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
 from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
-from unet_lib.evaluation import predict_labels, predict_logits
-from unet_lib.cli.profiles import describe_profile, time_training_step
-from unet_lib.runtime import keep_freed_memory, pick_device
+from unet_lib.evaluation import predict_labels, predict_logits, with_full_masks
+from unet_lib.runtime import pick_device
 from unet_lib.viz import (
     LiveHistory,
     plot_class_frequencies,
@@ -82,14 +87,14 @@ from unet_lib.viz import (
     show_class_colors,
     show_label_map,
 )
-from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
 
 plt.rcParams["figure.dpi"] = 72  # modest pictures keep the notebook light
 device = pick_device(config.device)
 seed_everything(config.seed, threads=THREADS)
 runs = [data_sizes("cityscapes", QUICK), ("the real Cityscapes fine annotations (cited)", *REAL_SIZES["cityscapes"])]
 print(describe_profile(RECIPE, config, WHY, time_training_step(config, device), runs, QUICK))
-config = dataclasses.replace(config, data_dir=str(cityscapes_dir()))  # sample data is written now if absent
+# Sample data is written now if absent; training runs on THREADS CPU threads.
+config = dataclasses.replace(config, data_dir=str(cityscapes_dir()), threads=THREADS)
 print(f"{shown(config.data_dir)}: {config.image_size[0]}x{config.image_size[1]} pictures, widths {config.features}")
 print(f"{config.num_epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, on {device}")
 
@@ -197,21 +202,18 @@ assert abs(uniform.item() - math.log(NUM_CLASSES)) < 1e-6
 #
 # `train` (the same entry as Carvana's, and the command line's) builds the model and the loss from
 # `config` and runs `fit`: `train_one_epoch` and `evaluate` once per epoch, keeping `best.pt` (best
-# validation mIoU) and `last.pt`, and calling us back after each epoch so the curves below redraw
-# as it goes. The run folder is new every time: nothing already there is overwritten.
+# validation mIoU) and `last.pt`, printing one line per epoch (the training loss, the validation loss,
+# mIoU and pixel accuracy, the seconds), and calling us back after each epoch so the curves below
+# redraw as it goes. The run folder is new every time: nothing already there is overwritten.
 
 # %%
 if KEEP_FREED_MEMORY and device.type == "cpu":
     keep_freed_memory()
-out_dir = new_run_dir(OUT_BASE)
-print(f"checkpoints and history go to {shown(out_dir)}")
+out_dir = Path(os.path.relpath(new_run_dir(OUT_BASE)))  # as seen from this notebook's folder; train prints it
 history = train(
     config,
     out_dir,
     datasets=(train_set, val_set),
-    device=device,
-    threads=THREADS,
-    progress=not QUICK,  # quick epochs last a second; full mode shows a bar over each epoch's batches
     on_epoch_end=LiveHistory("Cityscapes training", config.num_epochs),
 )
 best = max(history, key=lambda row: row["val_miou"])
@@ -264,7 +266,7 @@ display(
 # %%
 model, state = model_from_checkpoint(out_dir / "best.pt", num_classes=NUM_CLASSES)
 model.to(device)
-scores = evaluate(model, val_loader, loss_fn, device, NUM_CLASSES)
+scores = evaluate(model, val_loader, [Scores(NUM_CLASSES)], loss_fn)
 baseline, most_common = ConfusionMatrix(NUM_CLASSES), int(frequencies.argmax())
 for _, masks in val_loader:
     baseline.update(torch.full_like(masks, most_common), masks)  # the same class on every pixel
@@ -286,12 +288,13 @@ display(plot_class_iou(scores["iou"], CLASS_NAMES, title=f"IoU per class on the 
 # ### At the labels' own resolution
 #
 # The numbers above are taken at the training size. The official Cityscapes evaluation scores at the
-# labels' full resolution: `evaluate_cityscapes` upsamples the logits to each label file's size before
-# the argmax, counts the pixels in the same `ConfusionMatrix`, and also reports the mIoU over the 7
+# labels' full resolution: `evaluate` with the metric `OfficialScores` (from `unet_lib.cli.cityscapes`)
+# upsamples the logits to each label file's size before the argmax (`with_full_masks` adds those labels
+# to the batches), counts the pixels in the same `ConfusionMatrix`, and also reports the mIoU over the 7
 # categories (flat, construction, object, nature, sky, human, vehicle), an easier score.
 
 # %%
-official = evaluate_cityscapes(model, val_set, config.image_size, device)
+official = evaluate(model, with_full_masks(val_set, config.batch_size), [OfficialScores()])
 print(
     f"full resolution: mIoU {official['miou']:.3f}, category mIoU {official['category_miou']:.3f}, pixel accuracy {official['pixel_accuracy']:.3f}"
 )
@@ -344,7 +347,8 @@ show_cityscapes_predictions(images, preds, masks, class_names=CLASS_NAMES, max_s
 originals = sorted((repo_root() / "models" / "sem_segmentation").glob("*cityscapes*/*.h5"))
 if originals:
     original_model = load_original(originals[-1]).to(device)
-    original_scores = evaluate_cityscapes(original_model, val_set, (160, 320), device)
+    original_val = CityscapesDataset(config.data_dir, "val", size=(160, 320))  # the original's picture size
+    original_scores = evaluate(original_model, with_full_masks(original_val, config.batch_size), [OfficialScores()])
     print(
         f"{originals[-1].name}: mIoU {original_scores['miou']:.3f}, pixel accuracy {original_scores['pixel_accuracy']:.3f}"
     )
@@ -388,7 +392,7 @@ else:
 #
 # - [The Cityscapes dataset](https://www.cityscapes-dataset.com/) and its benchmark scripts,
 #   [cityscapesScripts](https://github.com/mcordts/cityscapesScripts) (the label definitions and the
-#   official evaluation this notebook's `evaluate_cityscapes` follows).
+#   official evaluation this notebook's `OfficialScores` follows).
 # - PyTorch: [`nn.CrossEntropyLoss`](https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html)
 #   (`ignore_index`, `weight`) and [`torchvision.datasets.Cityscapes`](https://pytorch.org/vision/stable/generated/torchvision.datasets.Cityscapes.html).
 #

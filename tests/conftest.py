@@ -116,3 +116,97 @@ def no_pyplot_figures():
     yield
     assert plt.get_fignums() == []
     plt.close("all")
+
+
+@pytest.fixture
+def one_thread():
+    """PyTorch on one CPU thread for the test, then as it was: float sums split across threads differ
+    from CPU to CPU, and code under test that sets the thread count (``threads=1``) must not leak it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def logits_by_hand(checkpoint: Path, images, arch: dict | None = None):
+    """The logits [N, C, h, w] of a checkpoint's model on ``images`` [N, 3, h, w]: loaded with plain
+    ``torch.load`` and run in eval mode in one batch, without unet_lib's loading or evaluation code.
+    A bare state_dict (the original project's ``.h5``) needs its ``arch``, the ``UNet`` arguments."""
+    import torch
+
+    from unet_lib.model import UNet
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if arch is not None:
+        state = {"arch": arch, "model": state}
+    model = UNet(**state["arch"])
+    model.load_state_dict(state["model"])
+    with torch.no_grad():
+        return model.eval()(images)
+
+
+def gif_mask(path: Path) -> np.ndarray:
+    """A Carvana mask as Kaggle ships it: a palette GIF whose indices are 0 (background) and 1 (car)."""
+    return np.asarray(Image.open(path)) == 1
+
+
+def binary_scores_by_hand(logits, masks, threshold: float = 0.5, margin: float = 1e-4) -> tuple[dict, dict]:
+    """Carvana's scores in plain numpy: Dice per image (1 when both masks are empty, Kaggle's rule), then its
+    mean; pixel accuracy, precision, recall and IoU pooled over all pixels. A pixel is car where
+    sigmoid(logit) > threshold.
+
+    A pixel whose logit lies within ``margin`` of the cut-off may fall on either side in another batch
+    size (float sums in another order), so two sets of scores come back: ``(low, high)``, those pixels
+    all wrong and all right. Every score rises as a pixel is put right, so the true one lies between.
+
+    Args:
+        logits: 2-D logits, one array per image (at the masks' size).
+        masks: 2-D masks of 0/1 or bool, one per image.
+    """
+    import math
+
+    cut = math.log(threshold / (1 - threshold))
+    low, high = [], []  # per image: (tp, fp, fn, tn)
+    for logit, mask in zip(logits, masks, strict=True):
+        logit, truth = np.asarray(logit, dtype=np.float64), np.asarray(mask).astype(bool)
+        assert logit.shape == truth.shape
+        pred = 1 / (1 + np.exp(-logit)) > threshold
+        sure = np.abs(logit - cut) > margin
+        for counts, unsure_as in ((low, ~truth), (high, truth)):
+            p = np.where(sure, pred, unsure_as)
+            counts.append(((p & truth).sum(), (p & ~truth).sum(), (~p & truth).sum(), (~p & ~truth).sum()))
+
+    def scores(counts: list) -> dict:
+        tp, fp, fn, tn = np.array(counts, dtype=np.float64).T
+        dice = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
+        tp, fp, fn, tn = tp.sum(), fp.sum(), fn.sum(), tn.sum()
+        return {
+            "dice": dice.mean(),
+            "pixel_accuracy": (tp + tn) / (tp + fp + fn + tn),
+            "precision": tp / (tp + fp) if tp + fp else math.nan,
+            "recall": tp / (tp + fn) if tp + fn else math.nan,
+            "iou": tp / (tp + fp + fn) if tp + fp + fn else math.nan,
+        }
+
+    return scores(low), scores(high)
+
+
+def assert_between(reported: dict, bounds: tuple[dict, dict], keys=None, suffix: str = "", spread: float = 1e-3):
+    """Each reported score lies between the by-hand ``(low, high)`` (see ``binary_scores_by_hand``), and
+    those are at most ``spread`` apart: few pixels were too close to the cut-off to tell."""
+    low, high = bounds
+    for key in keys or low:
+        value = reported[key + suffix]
+        assert low[key] - 1e-12 <= value <= high[key] + 1e-12, (key + suffix, low[key], value, high[key])
+        assert high[key] - low[key] <= spread, (key + suffix, low[key], high[key])
+
+
+def bce_dice_by_hand(logits, masks) -> float:
+    """BCE with logits over every pixel, plus 1 - the mean soft Dice per image (smoothing 1): ``bce_dice``."""
+    x, y = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (logits, masks))
+    bce = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))  # log(1 + e^x) - x y, computed stably
+    p = 1 / (1 + np.exp(-x))
+    soft_dice = (2 * (p * y).sum(1) + 1) / (p.sum(1) + y.sum(1) + 1)
+    return bce.mean() + 1 - soft_dice.mean()

@@ -1,13 +1,13 @@
 """The benchmarks measure the right things: the fast data pipeline gives the original's pictures,
-FLOPs are counted as a hand count says, and a quick ``make bench`` run prints a table whose
-verdicts and exit status agree with its numbers.
+FLOPs are counted as a hand count says, and a quick ``make bench`` run prints a table whose ratios
+come from their own columns and whose verdicts and exit status agree with its numbers.
 
 No timing is asserted here: speed is judged by ``make bench``, side by side in one run.
 """
 
+import contextlib
 import dataclasses
 import math
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from torch import nn
 
 from benchmarks import run
 from benchmarks.data_pipeline import SIZE, TARGET_MASK_AGREEMENT, TARGET_PSNR, OriginalCarvana, original_pairs, psnr
-from benchmarks.measure import Row
+from benchmarks.measure import Row, best_rate, print_table
 from benchmarks.train_step import step_flops
 from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.config import recipe
@@ -27,19 +27,6 @@ from unet_lib.data import CarvanaDataset
 from unet_lib.training import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-# The rows of a quick run (run.QUICK's sizes); the CUDA rows depend on the machine.
-QUICK_ROWS = [
-    "data 320x480, cold epoch",
-    "data 320x480, warm epoch",
-    "data: image PSNR vs original",
-    "data: mask pixels identical",
-    "train step 160x240 b2 2M",
-    "train step 160x240 b2 2M: channels_last vs NCHW",
-    "train step: FLOP/s vs the cores' peak",
-    "epochs to Dice 0.97 (64x96)",
-    "submission, small U-Net 160x240",
-    "submission, small U-Net 160x240: channels_last vs NCHW",
-]
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?|[-+]?\b(inf|nan)\b", re.IGNORECASE)
 
 
@@ -91,25 +78,108 @@ def rounding(cell: str) -> float:
     return 0.5 * 10 ** -len(digits.partition(".")[2])
 
 
+def unit(cell: str) -> str:
+    """The unit after a cell's number: ``"30 img/s"`` -> ``"img/s"``, ``"166.2 GFLOP/s spec"`` -> ``"GFLOP/s"``."""
+    rest = cell[NUMBER.search(cell).end() :].split()
+    return rest[0] if rest else ""
+
+
+def interval(cell: str) -> tuple[float, float]:
+    """The values a printed number may have come from (it was rounded to its last digit)."""
+    value, half = number(cell), rounding(cell)
+    return value - half, value + half
+
+
+def check_ratio(name: str, row: dict[str, str]) -> None:
+    """A ratio is computed from its own row: ours / original for a rate (``.../s``, higher is better), else
+    original / ours (seconds, memory, epochs: lower is better); the ratio of the rounded columns, within rounding.
+
+    A lower bound (``"> 30 s"``, a run stopped at its budget) gives a lower bound (``"> 2.5x"``), and only then.
+    """
+    ours, original, ratio = row["ours"], row["original"], row["ratio"]
+    assert unit(ours) == unit(original), (name, row)
+    assert ratio.startswith(">") == (original.startswith(">") and not ours.startswith(">")), (name, row)
+    (ours_low, ours_high), (original_low, original_high) = interval(ours), interval(original)
+    if unit(ours).endswith("/s"):
+        low, high = ours_low / original_high, ours_high / original_low if original_low > 0 else math.inf
+    else:
+        low, high = original_low / ours_high, original_high / ours_low if ours_low > 0 else math.inf
+    scale = 100 if ratio.endswith("%") else 1
+    assert ratio.endswith(("x", "%")), (name, row)
+    assert scale * low - rounding(ratio) <= number(ratio) <= scale * high + rounding(ratio), (name, row)
+
+
 def check_verdicts(table: Table) -> None:
-    """Every judged row says pass or FAIL as its numbers do, and the count and missed lines agree."""
+    """Every ratio comes from its row; every judged row says pass or FAIL as its numbers do; the count and
+    the missed lines agree with the rows."""
     judged = {name: row for name, row in table.rows.items() if row["target"] != "-"}
     for name, row in table.rows.items():
         assert row["result"] in ({"pass", "FAIL"} if name in judged else {"-"}), (name, row)
         if row["ratio"] != "-":
-            assert math.isfinite(number(row["ratio"])) and number(row["ratio"]) > 0, (name, row)
+            check_ratio(name, row)
     failed = [name for name, row in judged.items() if row["result"] == "FAIL"]
     assert (table.met, table.judged) == (len(judged) - len(failed), len(judged))
     assert table.missed == failed
     for name, row in judged.items():
+        assert not row["ours"].startswith("skipped"), (name, row)  # nothing measured, nothing judged
+        if row["ours"].startswith(">"):  # the target was never reached within the run's budget
+            assert row["result"] == "FAIL", (name, row)
+            continue
         # The value judged: the ratio when it is in the target's unit, else the measurement itself.
-        unit = row["target"].split()[-1].lstrip("0123456789.")
-        shown = row["ratio"] if row["ratio"] != "-" and row["ratio"].endswith(unit) else row["ours"]
-        if not shown.endswith(unit) or abs(number(shown) - number(row["target"])) <= rounding(shown):
-            continue  # not comparable (an epoch count against a speedup), or too close to tell after rounding
+        target_unit = row["target"].split()[-1].lstrip("0123456789.")
+        shown = row["ratio"] if row["ratio"] != "-" and row["ratio"].endswith(target_unit) else row["ours"]
+        assert shown.endswith(target_unit), (name, row)  # every target is in the unit of the ratio or of ours
+        if abs(number(shown) - number(row["target"])) <= rounding(shown):
+            continue  # too close to tell after rounding
         at_most = row["target"].startswith("<=")  # a memory ceiling, not a floor
         met = number(shown) <= number(row["target"]) if at_most else number(shown) >= number(row["target"])
         assert (row["result"] == "pass") == met, (name, row)
+
+
+def printed_table(rows: list[Row], capsys) -> Table:
+    """The table and count line as ``benchmarks.run`` prints them, read back."""
+    capsys.readouterr()
+    print_table(rows)
+    judged = [row for row in rows if row.passed is not None]
+    print(f"{sum(row.passed for row in judged)} of {len(judged)} targets met")
+    for row in judged:
+        if not row.passed:
+            print(f"missed: {row.figure}: {row.ratio if row.ratio != '-' else row.ours}, target {row.target}")
+    return parse_table(capsys.readouterr().out)
+
+
+def test_the_table_checks_catch_a_wrong_ratio_a_wrong_verdict_and_a_wrong_count(capsys):
+    """The checks above can fail: each row below is wrong in one way that a bug in ``benchmarks`` could make."""
+    good = [
+        Row("rate", "8 img/s", "2 img/s", "4.00x", ">= 2x", True),  # 8 / 2
+        Row("time", "0.5 s", "2 s", "4.00x", ">= 5x", False),  # 2 / 0.5, short of 5x
+        Row("share", "40.0 GFLOP/s", "160.0 GFLOP/s spec", "25%", ">= 50%", False),
+        Row("memory", "1.5 GiB", "3 GiB", "2.00x", "<= 2 GiB", True),  # judged by ours, a ceiling
+        Row("budget", "12 s", "> 30 s", "> 2.5x", ">= 2x", True),
+        Row("never", "> 2", "> 2", target=">= 2x", passed=False),
+        Row("shown", "3 img/s"),
+    ]
+    check_verdicts(printed_table(good, capsys))
+    wrong = [
+        Row("time the wrong way up", "0.5 s", "2 s", "0.25x"),
+        Row("rate the wrong way up", "8 img/s", "2 img/s", "0.25x"),
+        Row("share of the wrong column", "40.0 GFLOP/s", "160.0 GFLOP/s", "400%"),
+        Row("bound shown as a value", "12 s", "> 30 s", "2.50x"),
+        Row("missed but passed", "0.5 s", "2 s", "4.00x", ">= 5x", True),
+        Row("ceiling read as a floor", "1.5 GiB", "3 GiB", "2.00x", "<= 2 GiB", False),
+        Row("never reached but passed", "> 2", "> 2", target=">= 2x", passed=True),
+    ]
+    for row in wrong:
+        with pytest.raises(AssertionError):
+            check_verdicts(printed_table([good[0], row], capsys))
+    table = printed_table(good, capsys)
+    table.met += 1  # a count line that disagrees with the rows
+    with pytest.raises(AssertionError):
+        check_verdicts(table)
+    table = printed_table(good, capsys)
+    table.missed = table.missed[:1]  # a missed target left off the "missed:" lines
+    with pytest.raises(AssertionError):
+        check_verdicts(table)
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +202,40 @@ def test_fast_pipeline_gives_the_original_pictures(full_size_car):
         assert (mask == (ref_mask[0] > 0.5)).float().mean().item() >= TARGET_MASK_AGREEMENT
 
 
-def test_scale_figure_on_a_small_sample(tmp_path, capsys):
+def test_scale_figure_on_a_small_sample(tmp_path, capsys, monkeypatch):
     """Both caches run, their memory is sampled, the warm target is judged, and no cache file is left."""
     from benchmarks import scale
-    from benchmarks.measure import print_table
 
+    # Sampled every 50 ms instead of 250: each phase waits two intervals for its last sample (3 s in all).
+    watch = scale.MemoryWatch
+    monkeypatch.setattr(scale, "MemoryWatch", lambda: watch(interval=0.05))
+    folders, fresh = [], scale.fresh_cache_dir  # where each cache is written, to see it gone afterwards
+
+    @contextlib.contextmanager
+    def recorded():
+        with fresh() as folder:
+            folders.append(folder)
+            yield folder
+
+    monkeypatch.setattr(scale, "fresh_cache_dir", recorded)
     write_carvana_sample(tmp_path / "carvana", num_cars=1, size=(480, 320), num_test_cars=0)
     rows = scale.run(tmp_path / "carvana", workers=2, limit=8)
-    print_table(rows)
-    print(f"{sum(r.passed is True for r in rows)} of {sum(r.passed is not None for r in rows)} targets met")
-    table = parse_table(capsys.readouterr().out)
-    assert [row.figure for row in rows][-1] == "scale: disk cache file" and len(rows) == 6
+    table = printed_table(rows, capsys)
+    label = "scale 320x480 x2, 8 photos"  # the recommended recipe's size, 2 workers, the first 8 photos
+    assert list(table.rows) == [
+        f"{label}: cold, disk vs memory cache",
+        f"{label}: warm, disk vs memory cache",
+        "scale: peak PSS of the process tree, cold",
+        "scale: peak PSS of the process tree, warm",
+        "scale: workers' peak PSS, warm",
+        "scale: disk cache file",
+    ]
     for name, row in table.rows.items():
         assert number(row["ours"]) > 0, (name, row)
-    assert number(table.rows["scale: disk cache file"]["ours"]) > 0  # 8 slots written
-    table.missed = [name for name, row in table.rows.items() if row["result"] == "FAIL"]
+    # The disk cache file holds at least the 8 decoded 320x480 RGB pictures and masks (its header aside).
+    assert number(table.rows["scale: disk cache file"]["ours"]) * 2**30 >= 8 * 320 * 480 * 4 * 0.99
     check_verdicts(table)
+    assert len(folders) == 2 and not any(folder.exists() for folder in folders)  # memory, then disk: both gone
     assert scale.run(tmp_path / "absent", workers=2)[0].ours.startswith("skipped: no ")
 
 
@@ -209,30 +297,74 @@ def test_exit_status_follows_the_targets(monkeypatch, capsys, tmp_path):
         check_verdicts(table)
 
 
-def test_quick_bench_prints_its_table(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--threads", "1", "--data", str(tmp_path / "absent")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode in (0, 1), result.stderr[-2000:]
-    table = parse_table(result.stdout)
+# A quick run made smaller still (run.QUICK is what --quick runs): a 0.12 M parameter U-Net for the train
+# step, 32x48 pictures and a 7.6 k parameter U-Net for time-to-Dice, 2 test pictures for the submission.
+SMALLER = dict(step_features=(4, 8, 16, 32), dice_size=(32, 48), dice_features=(4, 8), inference_images=2)
+
+
+def small_peak() -> tuple[float, str]:
+    """A real but short kernel measurement, in place of ``measured_peak``'s survey (15 s here; ``peak_of``,
+    which chooses between it and the CPU's figure, is tested above)."""
+    a = torch.randn(512, 512)
+    return best_rate(2 * 512**3, lambda: torch.mm(a, a), 3), "torch.mm 512"
+
+
+def test_quick_bench_prints_a_table_that_agrees_with_itself(monkeypatch, capsys, tmp_path):
+    """Every default figure runs, in order; each ratio comes from its row; verdicts, count and exit status agree."""
+    from benchmarks import train_step
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # main sets it when unset; keep this process as it was
+    monkeypatch.setattr(run, "QUICK", dataclasses.replace(run.QUICK, **SMALLER))
+    monkeypatch.setattr(train_step, "measured_peak", small_peak)
+    write_carvana_sample(tmp_path / "carvana", num_cars=2, size=(480, 320), num_test_cars=1)
+    threads = torch.get_num_threads()
+    try:
+        status = run.main(["--quick", "--threads", "1", "--data", str(tmp_path / "carvana")])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    table = parse_table(out)
+    assert ", 1 torch threads (OMP_WAIT_POLICY=PASSIVE)" in out.splitlines()[0]
+    assert "  data: 16 images, ours with 2 workers: cold epoch " in out
     if torch.cuda.is_available():
         step = [name for name in table.rows if name.startswith("cuda step 320x480 b8, ")]  # named by its dtype
         assert len(step) == 1, list(table.rows)
         cuda_rows = [*step, "cuda step: peak memory"]
     else:
         cuda_rows = ["cuda train step 320x480 b8"]
-    optional = ["seconds to Dice 0.97"]  # printed only when two epochs reach the Dice target
-    assert [name for name in table.rows if name not in optional] == QUICK_ROWS + cuda_rows, result.stdout[-3000:]
+        assert table.rows[cuda_rows[0]] == dict(ours="skipped: no GPU", original="-", ratio="-", target="-", result="-")
+    # 2 epochs at 32x48 never reach Dice 0.97: the epochs row says so and fails; no seconds row is printed.
+    assert list(table.rows) == [
+        "data 320x480, cold epoch",
+        "data 320x480, warm epoch",
+        "data: image PSNR vs original",
+        "data: mask pixels identical",
+        "train step 160x240 b2 0M",  # 0.12 M parameters, printed in whole millions
+        "train step 160x240 b2 0M: channels_last vs NCHW",
+        "train step: FLOP/s vs the cores' peak",
+        "epochs to Dice 0.97 (32x48)",
+        "submission, small U-Net 160x240",
+        "submission, small U-Net 160x240: channels_last vs NCHW",
+        *cuda_rows,
+    ], out[-3000:]
+    assert table.rows["epochs to Dice 0.97 (32x48)"] | {"original": "?"} == dict(
+        ours="> 2", original="?", ratio="-", target=">= 2x", result="FAIL"
+    )
     for name, row in table.rows.items():
-        if row["ours"] != "skipped: no GPU":
-            assert math.isfinite(number(row["ours"])), (name, row)
+        if row["ours"] != "skipped: no GPU" and not row["ours"].startswith(">"):
+            assert math.isfinite(number(row["ours"])) and number(row["ours"]) > 0, (name, row)
     check_verdicts(table)
-    assert table.judged >= 7
-    assert result.returncode == (1 if table.met < table.judged else 0)
-    assert not (tmp_path / "absent").exists()  # a quick run writes its sample to a temporary folder
+    assert table.judged == 7 + torch.cuda.is_available()  # 4 data, 2 train step, time to Dice (+ the CUDA step)
+    assert "epochs to Dice 0.97 (32x48)" in table.missed
+    assert status == 1
+
+
+def test_bench_command_line_refuses_an_unknown_figure():
+    """``python -m benchmarks.run`` is a command; a figure it does not know is a usage error, before any work."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--only", "data,speed"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1].endswith(
+        "error: --only: unknown figure 'speed'; expected some of data,train-step,time-to-dice,inference,cuda,scale"
+    )

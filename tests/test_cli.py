@@ -1,27 +1,54 @@
 """The command line end to end on small sample data: sample-data, train, evaluate, predict, errors."""
 
+import contextlib
+import io
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import strict_json
+import torch
+import torch.nn.functional as F
+from conftest import assert_between, bce_dice_by_hand, binary_scores_by_hand, gif_mask, logits_by_hand, strict_json
 from PIL import Image
 
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
+from unet_lib.data import CarvanaDataset
 from unet_lib.model import UNet
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """Sample data (3 cars at 240x160) and one trained run, shared by the tests below."""
+    """Sample data (3 cars at 240x160) and one trained run, shared by the tests below; what ``train`` printed
+    is kept in ``train-output.txt``. Batch 2 gives the 2 epochs enough steps to learn something: the model
+    marks some pixels car and some not, so its scores are neither trivial nor all equal."""
     root = tmp_path_factory.mktemp("cli")
     assert main(["sample-data", "carvana", str(root / "carvana"), "--cars", "3", "--size", "240x160"]) == 0
     args = ["train", "carvana", "--data", str(root / "carvana"), "--recipe", "demo", "--size", "32x48"]
-    args += ["--features", "4,8", "--epochs", "2", "--out", str(root / "run"), "--quiet", "--threads", "1"]
-    assert main(args) == 0
+    args += ["--features", "4,8", "--epochs", "2", "--batch-size", "2", "--out", str(root / "run"), "--quiet"]
+    args += ["--device", "cpu"]  # the scores below are checked against a CPU computation
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert main([*args, "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # --threads 1 set it for the whole process
+    (root / "train-output.txt").write_text(printed.getvalue())
     return root
+
+
+@pytest.fixture(scope="module")
+def held_out(workdir):
+    """The held-out car by hand: its 16 views at the network's 32x48 (unet_lib's resize: its data tests
+    compare it with the original's), their masks, and the masks at the photos' 240x160 read straight from
+    the GIFs. Also the logits of ``best.pt`` on them, computed with plain torch."""
+    val = CarvanaDataset(workdir / "carvana", "val", size=(32, 48))
+    images, masks = (torch.stack(t) for t in zip(*(val[i] for i in range(len(val))), strict=True))
+    full_masks = [gif_mask(workdir / "carvana" / "train_masks" / f"{image_id}_mask.gif") for image_id in val.ids]
+    logits = logits_by_hand(workdir / "run" / "best.pt", images)  # (16, 1, 32, 48)
+    return images, masks, full_masks, logits
 
 
 def error_of(capsys, args):
@@ -41,30 +68,75 @@ def test_sample_data_layout(workdir):
     assert Image.open(next((carvana / "train").iterdir())).size == (240, 160)
 
 
-def test_train_writes_a_run(workdir):
-    assert {p.name for p in (workdir / "run").iterdir()} >= {"best.pt", "last.pt", "history.json"}
-    history = strict_json((workdir / "run" / "history.json").read_text())
+EPOCH_LINE = re.compile(
+    r"epoch (\d+)/2  train loss (\d\.\d{4})  val loss (\d\.\d{4})  val dice (\d\.\d{4})"
+    r"  val pixel accuracy (\d\.\d{4})  \d+ s"
+)
+
+
+def test_train_writes_a_run_and_prints_one_line_per_epoch(workdir, held_out):
+    run = workdir / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]
+    history = strict_json((run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
-
-
-def test_evaluate_json(workdir, capsys):
-    assert (
-        main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(workdir / "run" / "best.pt"),
-                "--data",
-                str(workdir / "carvana"),
-                "--json",
-                "--quiet",
-            ]
-        )
-        == 0
+    best = max(history, key=lambda row: row["val_dice"])
+    lines = (workdir / "train-output.txt").read_text().splitlines()
+    assert lines[0] == f"training on cpu -> {run}"
+    best_line = (
+        f"best val_dice {best['val_dice']:.4f} at epoch {best['epoch']}; checkpoints in {run} (best.pt, last.pt)"
     )
+    assert lines[-1] == best_line
+    assert len(lines) == 4
+    for line, row in zip(lines[1:3], history, strict=True):
+        found = EPOCH_LINE.fullmatch(line)
+        assert found, line
+        printed = [float(v) for v in found.groups()[1:]]
+        assert int(found[1]) == row["epoch"]
+        keys = ("train_loss", "val_loss", "val_dice", "val_pixel_accuracy")
+        assert printed == pytest.approx([row[k] for k in keys], abs=5e-5), line  # printed to 4 decimals
+    saved = {name: torch.load(run / name, weights_only=True) for name in ("best.pt", "last.pt")}
+    assert (saved["best.pt"]["epoch"], saved["last.pt"]["epoch"]) == (best["epoch"], 2)
+    # The best epoch's validation scores, recomputed by hand from best.pt on the held-out car.
+    _, masks, _, logits = held_out
+    assert_between({k.removeprefix("val_"): v for k, v in best.items()}, binary_scores_by_hand(logits[:, 0], masks))
+
+
+def test_evaluate_prints_the_scores_computed_by_hand(workdir, held_out, capsys):
+    checkpoint, data = workdir / "run" / "best.pt", workdir / "carvana"
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet", "--device", "cpu"]
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
     metrics = strict_json(capsys.readouterr().out)
-    assert metrics["images"] == 16  # one held-out car, 16 views
-    assert 0 <= metrics["dice"] <= 1 and 0 <= metrics["pixel_accuracy"] <= 1
+    assert list(metrics) == [
+        "checkpoint", "split", "images", "loss", "dice", "pixel_accuracy", "precision", "recall", "iou",
+        "dice_full_res", "dice_tta", "dice_full_res_tta",
+    ]  # fmt: skip
+    assert (metrics["checkpoint"], metrics["split"], metrics["images"]) == (str(checkpoint), "val", 16)  # 1 car
+    images, masks, full_masks, logits = held_out
+    mirrored = logits_by_hand(checkpoint, images.flip(-1)).flip(-1)
+    tta = (logits + mirrored) / 2  # flip test-time augmentation: the mean of the two logits
+
+    def full_size(x):  # the logits upsampled to the photos' 160x240 before the threshold, as Kaggle scores
+        return F.interpolate(x, size=(160, 240), mode="bilinear", align_corners=False)[:, 0]
+
+    at_32x48 = binary_scores_by_hand(logits[:, 0], masks)
+    assert_between(metrics, at_32x48)
+    assert_between(metrics, binary_scores_by_hand(full_size(logits), full_masks), ["dice"], "_full_res")
+    assert_between(metrics, binary_scores_by_hand(tta[:, 0], masks), ["dice"], "_tta")
+    assert_between(metrics, binary_scores_by_hand(full_size(tta), full_masks), ["dice"], "_full_res_tta")
+    low, high = at_32x48  # not a trivial model: some car found, some missed, some background called car
+    assert 0 < low["recall"] and high["recall"] < 1 and high["precision"] < 1
+    assert metrics["loss"] == pytest.approx(bce_dice_by_hand(logits[:, 0], masks), rel=1e-5)  # the demo recipe's loss
+
+    assert main(args) == 0  # the same scores as a table, 4 decimals
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{checkpoint} on {data} (val, 16 images, network at 32x48):"
+    assert lines[1:4] == [
+        f"  checkpoint             {checkpoint}",
+        "  split                  val",
+        "  images                 16",
+    ]
+    assert lines[4:] == [f"  {key:<22} {value:.4f}" for key, value in list(metrics.items())[3:]]
 
 
 def test_predict_writes_masks_at_the_input_resolution(workdir, capsys):
@@ -118,20 +190,35 @@ def test_user_mistakes_are_one_line_errors(workdir, tmp_path, capsys):
     assert "none.pt: checkpoint file not found" in err
 
 
-def test_resume_continues_a_run(workdir, capsys):
-    history = strict_json((workdir / "run" / "history.json").read_text())
-    assert main(["train", "carvana", "--resume", "--out", str(workdir / "run"), "--quiet", "--threads", "1"]) == 0
-    assert strict_json((workdir / "run" / "history.json").read_text()) == history  # already finished: nothing to do
-    assert "best val_dice" in capsys.readouterr().out
+def test_resume_continues_a_run(workdir, capsys, one_thread):
+    run = workdir / "run"
+    history = strict_json((run / "history.json").read_text())
+    checkpoints = {name: (run / name).read_bytes() for name in ("best.pt", "last.pt")}
+    capsys.readouterr()
+    assert main(["train", "carvana", "--resume", "--out", str(run), "--quiet", "--threads", "1"]) == 0
+    # Already finished: nothing to do, nothing rewritten, and the best epoch named again.
+    assert strict_json((run / "history.json").read_text()) == history
+    assert {name: (run / name).read_bytes() for name in checkpoints} == checkpoints
+    best = max(history, key=lambda row: row["val_dice"])
+    assert capsys.readouterr().out.splitlines() == [
+        f"training on cpu -> {run}",
+        f"best val_dice {best['val_dice']:.4f} at epoch {best['epoch']}; checkpoints in {run} (best.pt, last.pt)",
+    ]
 
 
-def test_module_entry_point_and_help():
-    done = subprocess.run([sys.executable, "-m", "unet_lib", "--help"], capture_output=True, text=True, check=True)
-    assert "sample-data" in done.stdout and "predict" in done.stdout
-    done = subprocess.run(
-        [sys.executable, "-m", "unet_lib", "train", "carvana", "--lr", "fast"], capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "--lr" in done.stderr and "Traceback" not in done.stderr
+def test_module_entry_point_and_help(capsys):
+    """``python -m unet_lib`` is the command line (one process: each costs 3-4 s to start); a bad option value is
+    argparse's one-line usage error with exit code 2, not a traceback."""
+    done = subprocess.run([sys.executable, "-m", "unet_lib", "--help"], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("usage: python -m unet_lib [-h] COMMAND ...\n")
+    listed = re.findall(r"^    (\S+)", done.stdout.partition("positional arguments:")[2], re.MULTILINE)
+    assert listed == ["sample-data", "check-data", "train", "evaluate", "predict", "export", "demo"]
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "carvana", "--lr", "fast"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "python -m unet_lib train: error: argument --lr: invalid float value: 'fast'"
 
 
 def test_train_options_override_the_recipe():

@@ -40,23 +40,26 @@ def test_bad_options_are_refused():
         UNet(upsample="nearest")
 
 
-def test_a_tiny_batch_overfits():
+def test_a_tiny_batch_overfits(one_thread):
+    # One thread: the result is then the same on every run of this CPU (float sums split across threads
+    # differ). 60 Adam steps: on seeds 0-5 the loss falls 5.5 to 32 times and the accuracy ends above 0.996.
     torch.manual_seed(0)
     images = torch.rand(2, 3, 32, 48)
     yy, xx = torch.meshgrid(torch.arange(32), torch.arange(48), indexing="ij")
     masks = torch.stack([(yy - 16) ** 2 + (xx - 20) ** 2 < 80, (yy > 10) & (xx > 30)]).float()[:, None]
+    assert 0.1 < masks.mean() < 0.3  # a disc and a corner block: all background would score only 0.81
     model = UNet(features=(8, 16, 32))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    first = None
-    for _ in range(80):
+    losses = []
+    for _ in range(60):
         loss = loss_fn(model(images), masks)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        first = first if first is not None else loss.item()
-    model.eval()
+        losses.append(loss.item())
+    model.eval()  # scored with BatchNorm's running statistics, as the model will be used
     with torch.no_grad():
         accuracy = ((model(images) > 0).float() == masks).float().mean().item()
-    assert loss.item() < first / 5
+    assert losses[-1] < losses[0] / 5
     assert accuracy > 0.98

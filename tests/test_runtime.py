@@ -16,35 +16,34 @@ from unet_lib.errors import InputError
 from unet_lib.runtime import pick_device
 from unet_lib.training import make_optimizer
 
-# Allocates and frees a 256 MB tensor five times and prints the page faults of the last four rounds.
+# Allocates and frees a 256 MB tensor five times and prints the page faults of the last four rounds;
+# then lets glibc keep freed memory and does the same again. One process for both: each costs 3 s to start.
 FAULTS = textwrap.dedent(
     """
-    import resource, sys, torch
-    from unet_lib.runtime import keep_freed_memory
-    print(keep_freed_memory() if sys.argv[1] == "keep" else "default")
-    torch.ones(64 * 2**20)  # the first round maps the memory in either case
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(4):
-        torch.ones(64 * 2**20)  # 256 MB, written, then freed
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    import resource, torch
+    from unet_lib.cli.profiles import keep_freed_memory
+
+    def faults():
+        torch.ones(64 * 2**20)  # the first round maps the memory in either case
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            torch.ones(64 * 2**20)  # 256 MB, written, then freed
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    default = faults()
+    print(default, keep_freed_memory(), faults())
     """
 )
-
-
-def page_faults(mode: str) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True).stdout
-    flag, faults = out.split()
-    return flag, int(faults)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt and page-fault counts: Linux with glibc only")
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
     pages = 4 * 256 * 2**20 // 4096  # what four fresh 256 MB blocks cost in 4 KB pages
-    _, default = page_faults("default")
-    assert default > 0.9 * pages  # glibc maps every large block afresh, and the kernel zero-fills it
-    flag, kept = page_faults("keep")
+    out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True).stdout
+    default, flag, kept = out.split()
+    assert int(default) > 0.9 * pages  # glibc maps every large block afresh, and the kernel zero-fills it
     assert flag == "True"
-    assert kept < 0.3 * pages  # freed blocks are handed out again, already mapped (glibc may grow once more)
+    assert int(kept) < 0.3 * pages  # freed blocks are handed out again, already mapped (glibc may grow once more)
 
 
 def test_fused_optimizer_steps_like_the_per_tensor_loop():
@@ -67,11 +66,22 @@ def test_fused_optimizer_steps_like_the_per_tensor_loop():
             torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_pick_device():
-    assert pick_device("cpu") == torch.device("cpu")
-    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(InputError, match="device: expected 'auto', 'cpu'"):
+def test_pick_device_on_a_machine_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == pick_device() == pick_device("cpu") == torch.device("cpu")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(InputError) as raised:
+            pick_device(name)
+        assert str(raised.value) == f"device: {name!r} asked for, but no CUDA GPU is available; use --device cpu"
+    with pytest.raises(InputError) as raised:
         pick_device("gpu please")
-    if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="no CUDA GPU is available"):
-            pick_device("cuda")
+    assert str(raised.value) == "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu please'"
+
+
+def test_pick_device_on_a_machine_with_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # nothing is put on the device here
+    assert pick_device("auto") == pick_device() == torch.device("cuda")
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert pick_device("cpu") == torch.device("cpu")  # asked for by name: the CPU, GPU or not
+    with pytest.raises(InputError, match="expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'cuda:x'"):
+        pick_device("cuda:x")

@@ -17,7 +17,6 @@ from unet_lib.inspect.interpret import grad_cam
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.model import UNet
 from unet_lib.viz.widgets import (
-    VIEWS,
     LayerExplorer,
     cam_image,
     describe_activation,
@@ -220,19 +219,37 @@ def test_reference_outline_changes_the_input_only_at_the_boundary(model, images,
     assert not without.reference.value and without.reference.disabled and not without.state()["reference"]
 
 
-def test_controls_wrap_and_keep_their_descriptions(model, images):
-    explorer = LayerExplorer(model, images)
-    assert explorer.controls.layout.flex_flow == "row wrap" and explorer.controls in explorer.widget.children
-    for control in (explorer.sample, explorer.layer, explorer.channel):
-        assert control.layout.width == "260px" and control.style.description_width == "initial"
-    assert explorer.view.options == VIEWS and explorer.view.style.description_width == "initial"
-    assert set(explorer.controls.children) == {
-        explorer.sample,
-        explorer.layer,
-        explorer.channel,
-        explorer.view,
-        explorer.reference,
-    }
+def test_every_control_in_the_bar_changes_what_is_shown(model, images, masks):
+    """Each control shown is wired to the view (how the bar wraps at a narrow width is test_browser's)."""
+    explorer = LayerExplorer(model, images, masks)
+    controls = (explorer.sample, explorer.layer, explorer.channel, explorer.view, explorer.reference)
+    assert list(explorer.controls.children) == list(controls) and explorer.controls in explorer.widget.children
+
+    def shown():
+        return explorer.displayed.copy(), explorer.displayed_input.clone(), explorer.info.value
+
+    for control, value, changes in (
+        (explorer.sample, 1, "input"),
+        (explorer.layer, "downs.1", "view"),
+        (explorer.channel, 3, "view"),
+        (explorer.reference, False, "input"),
+    ):
+        (view, picture, info), state = shown(), explorer.state()
+        control.value = value
+        assert explorer.state()[control.description.split()[0]] == value
+        if changes == "input":  # the picture on the left changes
+            assert not torch.equal(explorer.displayed_input, picture), control.description
+        else:  # the view on the right, and the line of text above it
+            assert explorer.displayed.shape != view.shape or not np.allclose(explorer.displayed, view, equal_nan=True)
+            assert explorer.info.value != info and explorer.state()["title"] != state["title"], control.description
+
+    titles = {}
+    for option in explorer.view.options:  # every button draws a view of its own, with no error in the text line
+        explorer.view.value = option
+        titles[option] = explorer.state()["title"]
+        assert explorer.info.value.startswith(("downs.1", "Grad-CAM of downs.1")), (option, explorer.info.value)
+        assert explorer.figure().axes[1].get_title() == titles[option]
+    assert len(set(titles.values())) == len(titles) == 5, titles
 
 
 def test_figure_is_the_current_view(model, images, masks):

@@ -127,8 +127,11 @@ def train_step(
     precision = precision or Precision()
     if precision.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    logits = forward(model, images, precision.dtype)  # (B, C, H, W), fp32
-    loss = loss_fn(logits, masks)
+    with torch.autocast(
+        images.device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None
+    ):
+        logits = model(images)  # (B, C, H, W)
+    loss = loss_fn(logits.float(), masks)  # the loss in fp32, whatever the autocast dtype
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
