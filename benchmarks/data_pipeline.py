@@ -47,7 +47,7 @@ class OriginalCarvana(Dataset):
 
 def original_pairs(dataset: CarvanaDataset) -> list[tuple[Path, Path]]:
     """(image, GIF mask) paths of the same images ``dataset`` reads."""
-    masks = [dataset.mask_source(i) for i in range(len(dataset))]
+    masks = [dataset.mask_path(i) for i in range(len(dataset))]
     if any(mask.suffix != ".gif" for mask in masks):
         raise FileNotFoundError(f"{dataset.root}: the data benchmark needs the GIF masks in train_masks/")
     return [(dataset.image_path(i), mask) for i, mask in enumerate(masks)]

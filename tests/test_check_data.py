@@ -7,7 +7,7 @@ from folder_trees import listing, make_folder_tree
 from PIL import Image
 
 from unet_lib.cli import main
-from unet_lib.cli.check_report import class_weights, report_lines
+from unet_lib.cli.check_report import class_weights, image_sizes, mask_modes, report_lines
 from unet_lib.data.check import check_tree, detect_dataset
 from unet_lib.errors import InputError
 
@@ -26,8 +26,8 @@ def test_a_good_binary_tree_is_ready_to_train(tmp_path, capsys):
     assert code == 0 and lines[-1] == "no problems: ready to train"
     assert listing(tmp_path) == before  # nothing written into the data folder
     report = check_tree(tmp_path, progress=False)
-    assert (report.dataset, report.pairs, dict(report.image_sizes)) == ("folder", 6, {(40, 60): 6})
-    assert dict(report.mask_modes) == {"L (uint8)": 6}
+    assert (report.dataset, report.pairs, dict(image_sizes(report))) == ("folder", 6, {(40, 60): 6})
+    assert dict(mask_modes(report)) == {"L (uint8)": 6}
     values = np.concatenate([np.asarray(Image.open(p)).ravel() for p in masks])
     positives, negatives = int((values == 1).sum()), int((values == 0).sum())
     assert report.class_names == ["background", "foreground"] and not report.classes.foreground_255

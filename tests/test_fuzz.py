@@ -20,7 +20,7 @@ from PIL import Image
 from unet_lib import InputError, UNet
 from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from unet_lib.data import CarvanaDataset
-from unet_lib.data.io import read_image, read_label_map, read_mask
+from unet_lib.data.io import read_class_mask, read_image
 from unet_lib.data.rle import rle_decode
 
 SEED = int(os.environ.get("UNET_FUZZ_SEED", "0"))
@@ -84,7 +84,7 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
 
 @pytest.mark.parametrize(
     "offset,fmt,read",
-    [(10, "JPEG", read_image), (11, "PNG", read_image), (12, "GIF", read_mask), (13, "PNG", read_label_map)],
+    [(10, "JPEG", read_image), (11, "PNG", read_image), (12, "GIF", read_class_mask), (13, "PNG", read_class_mask)],
 )
 def test_image_readers(tmp_path, offset, fmt, read):
     seed = seeded(offset)

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from unet_lib.data.check import DataReport, fit_size
 
 FAST_SIDE = 512  # a suggested smaller --size keeps the longer side near this: much faster to train
+DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
+DTYPES |= {"I": "int32", "RLE": "uint8"}
+
+
+def image_sizes(report: DataReport) -> Counter:
+    """``{(H, W): pictures}``: how many readable pictures have each size."""
+    return Counter(result.image_size for result in report.results if result.image_size is not None)
+
+
+def mask_modes(report: DataReport) -> Counter:
+    """``{"L (uint8)": masks, ...}``: how many readable masks are stored in each mode."""
+    modes = (result.mask_mode for result in report.results if result.mask_mode is not None)
+    return Counter(f"{mode} ({DTYPES.get(mode, '?')})" for mode in modes)
+
+
+def notes(report: DataReport) -> list[str]:
+    """What a folder tree's masks suggest about value 255, when it may not be what was meant."""
+    classes, counts = report.classes, report.value_counts
+    if classes is None:
+        return []
+    if classes.foreground_255:
+        return ["255 is the foreground: the masks hold 0 and 255 and there is no classes.txt"]
+    if (report.root / "classes.txt").is_file() and classes.binary and counts[255] and not counts[1]:
+        return ["255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?"]
+    return []
 
 
 def class_weights(report: DataReport) -> tuple[str, list[float]]:
@@ -30,12 +57,13 @@ def size_advice(report: DataReport) -> str:
         h, w = report.size
         verdict = "suits" if h % step == 0 and w % step == 0 else "does not suit"
         return f"--size {h}x{w} {verdict} the {depth} halvings (divisible by {step}); every picture is resized to it"
-    if not report.image_sizes:
+    sizes = image_sizes(report)
+    if not sizes:
         return "no readable pictures"
-    (h, w), _ = report.image_sizes.most_common(1)[0]
+    (h, w), _ = sizes.most_common(1)[0]
     scale = FAST_SIDE / max(h, w)
     faster = f", or --size {fit_size(h * scale, w * scale, step)} to train faster" if scale < 0.75 else ""
-    if all(h % step == 0 and w % step == 0 for h, w in report.image_sizes):
+    if all(h % step == 0 and w % step == 0 for h, w in sizes):
         return f"sizes divisible by {step} ({depth} halvings): --size {h}x{w} keeps the pictures as they are{faster}"
     return f"{h}x{w} is not divisible by {step} ({depth} halvings); pictures are resized to --size: try --size {fit_size(h, w, step)}{faster}"
 
@@ -56,10 +84,10 @@ def report_lines(report: DataReport) -> list[str]:
         lines.append(f"  {name:<15} {text}")
 
     row("pairs", f"{report.pairs} ({report.splits})")
-    sizes = report.image_sizes.most_common()
+    sizes = image_sizes(report).most_common()
     more = f", {len(sizes) - 4} more sizes" if len(sizes) > 4 else ""
     row("image sizes", ", ".join(f"{n} at {h}x{w}" for (h, w), n in sizes[:4]) + more + " (HxW)" if sizes else "-")
-    row("masks", ", ".join(f"{n} {mode}" for mode, n in report.mask_modes.most_common()) or "-")
+    row("masks", ", ".join(f"{n} {mode}" for mode, n in mask_modes(report).most_common()) or "-")
     row("mask values", shown_values(np.flatnonzero(report.value_counts)) or "-")
     total = max(int(report.value_counts.sum()), 1)
     fg = report.classes is not None and report.classes.foreground_255
@@ -81,7 +109,7 @@ def report_lines(report: DataReport) -> list[str]:
         for name, n, weight in zip(names, pixels, weights, strict=True):
             lines.append(f"    {name:<22} {n / labelled:6.1%}  {weight:6.2f}")
     row("network size", size_advice(report))
-    for note in report.notes:
+    for note in notes(report):
         row("note", note)
     if report.problems:
         lines.append(f"problems ({len(report.problems)}):")

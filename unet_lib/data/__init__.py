@@ -9,6 +9,7 @@ this package asks these instead of comparing dataset names.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from unet_lib.config import TrainConfig
 from unet_lib.data.carvana import CarvanaDataset, split_by_car
-from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, CityscapesDataset
+from unet_lib.data.cityscapes import CityscapesDataset
 from unet_lib.data.folder import FolderDataset
 from unet_lib.errors import InputError
 from unet_lib.runtime import is_distributed
@@ -26,8 +27,6 @@ from unet_lib.runtime import is_distributed
 DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (FolderDataset, CityscapesDataset, CarvanaDataset)}
 
 __all__ = [
-    "CLASS_COLORS",
-    "CLASS_NAMES",
     "DATASETS",
     "CarvanaDataset",
     "CityscapesDataset",
@@ -122,21 +121,12 @@ def build_loaders(config: TrainConfig, train: Dataset, val: Dataset) -> tuple[Da
     image exactly once.
     """
     distributed = is_distributed()
-    workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
     pin = torch.cuda.is_available() and config.device != "cpu"
+    workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+    loader = partial(DataLoader, batch_size=config.batch_size, pin_memory=pin, **workers)
     sampler = DistributedSampler(train, shuffle=True, seed=config.seed) if distributed else None
     if distributed:
         val = Subset(val, range(dist.get_rank(), len(val), dist.get_world_size()))
     # drop_last keeps BatchNorm away from a batch of one; with fewer images than a batch, keep them all.
     drop_last = len(train) >= config.batch_size * (dist.get_world_size() if distributed else 1)
-    train_loader = DataLoader(
-        train,
-        config.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=drop_last,
-        pin_memory=pin,
-        **workers,
-    )
-    val_loader = DataLoader(val, config.batch_size, shuffle=False, pin_memory=pin, **workers)
-    return train_loader, val_loader
+    return loader(train, shuffle=sampler is None, sampler=sampler, drop_last=drop_last), loader(val, shuffle=False)

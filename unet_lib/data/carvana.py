@@ -14,19 +14,15 @@ is seen from one side in training and from another side in validation.
 
 from __future__ import annotations
 
-import random
+import csv
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from unet_lib.config import TrainConfig
-from unet_lib.data.io import image_size, read_image, read_mask
-from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match, read_rle_rows
-from unet_lib.data.rle import rle_decode
-from unet_lib.data.transforms import apply, build_transforms, resize_pair
+from unet_lib.data.dataset import PairDataset, hold_out, value_lut
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match
+from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 
 EXPECTED_LAYOUT = """expected a Kaggle Carvana folder like
@@ -52,11 +48,23 @@ def split_by_car(ids: list[str], val_fraction: float = 0.2, seed: int = SPLIT_SE
 
     The split depends only on the set of cars and ``seed``, never on the global random state.
     """
-    cars = sorted({car_of(i) for i in ids})
-    random.Random(seed).shuffle(cars)
-    num_val = max(1, round(len(cars) * val_fraction)) if len(cars) > 1 else 0
-    val_cars = set(cars[:num_val])
+    val_cars = hold_out(sorted({car_of(i) for i in ids}), val_fraction, seed)
     return [i for i in ids if car_of(i) not in val_cars], [i for i in ids if car_of(i) in val_cars]
+
+
+def read_rle_rows(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The ``{image stem: rle}`` rows of a Kaggle ``train_masks.csv``, and its problems."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as err:
+        return {}, [f"{path}: cannot read ({err.__class__.__name__}); expected a CSV with header img,rle_mask"]
+    if not rows or [c.strip() for c in rows[0][:2]] != ["img", "rle_mask"]:
+        return {}, [f"{path}: expected a CSV with header img,rle_mask"]
+    problems = [
+        f"{path}:{n}: expected 2 columns (img,rle_mask), got {len(r)}" for n, r in enumerate(rows[1:], 2) if len(r) != 2
+    ]
+    return {Path(r[0]).stem: r[1] for r in rows[1:] if len(r) == 2}, problems
 
 
 def list_pairs(root: Path, mode: str = "fine") -> Listing:
@@ -92,7 +100,7 @@ def list_pairs(root: Path, mode: str = "fine") -> Listing:
     return listing
 
 
-class CarvanaDataset(Dataset):
+class CarvanaDataset(PairDataset):
     """Carvana images with their masks, resized (and augmented) for training.
 
     Args:
@@ -107,25 +115,16 @@ class CarvanaDataset(Dataset):
     or just the image for the test split. ``ids[i]`` is the id of item ``i``.
     """
 
-    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
-    name: ClassVar[str] = "carvana"
-    title: ClassVar[str] = "Carvana"  # as a sentence names it
-    class_names: ClassVar[tuple[str, ...]] = ("background", "car")  # two classes: one output channel
-    layout: ClassVar[str] = EXPECTED_LAYOUT
-    scores: ClassVar[str] = "by classes"  # evaluate: two classes, so Kaggle's Dice at the photos' size and more
-    split_predictions: ClassVar[str] = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
-    background: ClassVar[int | None] = 0
+    name = "carvana"
+    title = "Carvana"
+    class_names = ("background", "car")  # two classes: one output channel
+    layout = EXPECTED_LAYOUT
+    scores = "by classes"  # evaluate: two classes, so Kaggle's Dice at the photos' size and more
+    split_predictions = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
+    background = 0
+    markers = SPLITS  # a Kaggle Carvana tree: train/, val/ or test/
     list_pairs = staticmethod(list_pairs)
-
-    @staticmethod
-    def looks_like(root: Path) -> bool:
-        """A Kaggle Carvana tree: ``train/``, ``val/`` or ``test/``."""
-        return any((root / name).is_dir() for name in SPLITS)
-
-    @classmethod
-    def configure(cls, config: TrainConfig, dataset: Dataset) -> TrainConfig:
-        """``config`` as it is: this dataset names its own classes."""
-        return config
+    lut = value_lut(foreground_255=True)  # masks hold 0/1, or 0/255 (255 is the car)
 
     def __init__(
         self,
@@ -138,15 +137,11 @@ class CarvanaDataset(Dataset):
     ):
         if split not in SPLITS:
             raise InputError(f"split: expected one of {SPLITS}, got {split!r}")
-        self.root = Path(root)
+        self.root, self.split = Path(root), split
         if not self.root.is_dir():
             raise InputError(f"{self.root}: folder not found; {EXPECTED_LAYOUT}")
-        self.split = split
-        self.size = tuple(size) if size is not None else None
-        self.transform = build_transforms(augment, mask_fill=0)
-        self.pairs = self._find(split, val_fraction, seed)  # one per item; test items have no mask (mask None)
-        self.ids = [pair.id for pair in self.pairs]
-        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
+        transform = build_transforms(augment, mask_fill=0)
+        super().__init__(self._find(split, val_fraction, seed), size, transform)
 
     def _find(self, split: str, val_fraction: float, seed: int) -> list[Pair]:
         if split == "test":
@@ -179,49 +174,13 @@ class CarvanaDataset(Dataset):
         """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
         return cls(config.data_dir, split, config.image_size, augment, config.val_fraction)
 
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def image_path(self, index: int) -> Path:
-        return self.pairs[index].image
-
-    def mask_source(self, index: int) -> Path:
-        """Where the mask of item ``index`` comes from: its mask file, or the RLE CSV."""
-        return self.pairs[index].mask
-
-    def source_files(self, index: int) -> list[Path]:
-        """The files item ``index`` is decoded from: its photo, and its mask file or the RLE CSV."""
-        return [self.image_path(index)] + ([] if self.split == "test" else [self.mask_source(index)])
-
-    def read_mask(self, index: int) -> np.ndarray:
-        """The full-resolution mask of item ``index``: uint8 {0, 1} [H, W]."""
-        pair = self.pairs[index]
-        if pair.rle is None:
-            return read_mask(pair.mask)
-        width, height = image_size(pair.image)
-        try:
-            return rle_decode(pair.rle, (height, width))
-        except InputError as err:
-            raise InputError(f"{pair.mask}: row {pair.image.name}: {err}") from None
-
-    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W], read from the files."""
-        path = self.image_path(index)
-        image = read_image(path, min_size=self.size)
-        mask = None
-        if self.split != "test":
-            mask = torch.from_numpy(self.read_mask(index))
-            width, height = image_size(path)
-            if tuple(mask.shape) != (height, width):
-                raise InputError(
-                    f"{path}: image is {width}x{height} but its mask {self.mask_source(index)} is "
-                    f"{mask.shape[1]}x{mask.shape[0]}; expected the same size"
-                )
-        if self.size is not None:
-            image, mask = resize_pair(image, mask, self.size)  # resized before any cache: it stays small
-        return image, mask
-
-    def __getitem__(self, index: int):
-        image, mask = self.load(index)
-        image, mask = apply(self.transform, image, mask)
-        return image if mask is None else (image, mask)
+    def check_mask(self, mask: np.ndarray, path: Path) -> np.ndarray:
+        """``mask`` when it holds only {0, 1} or only {0, 255}: anything else is refused, naming ``path``."""
+        values = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+        if set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}:
+            return mask
+        shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise InputError(
+            f"{path}: mask has {len(values)} distinct values ({shown}); expected only {{0, 1}} or {{0, 255}}"
+            " (anti-aliased edges? threshold it, e.g. mask = mask >= 128, and save it as PNG or GIF)"
+        )

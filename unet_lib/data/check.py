@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,23 +17,18 @@ from tqdm.auto import tqdm
 from unet_lib.data import DATASETS, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS
 from unet_lib.data.folder import FolderClasses
-from unet_lib.data.io import image_size, read_class_mask
+from unet_lib.data.io import image_size
 from unet_lib.data.pairs import OUTSIDE, Pair
-from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import show_progress
 
-DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
-DTYPES |= {"I": "int32", "RLE": "uint8"}
-
 
 @dataclass
 class MaskResult:
-    """What one (image, mask) pair holds: sizes ``(H, W)``, the mask's mode and its value counts."""
+    """What one (image, mask) pair holds: the picture's size ``(H, W)``, the mask's mode and its value counts."""
 
     image_size: tuple[int, int] | None = None
-    mask_size: tuple[int, int] | None = None
     mask_mode: str | None = None
     counts: np.ndarray | None = None  # int64 [256]: pixels of each mask value
     problems: list[str] = field(default_factory=list)
@@ -42,17 +36,17 @@ class MaskResult:
 
 @dataclass
 class DataReport:
-    """Everything ``check-data`` prints: what the data holds, then ``problems`` (one line each, naming the file).
+    """What check-data found: ``problems`` (one line each, naming the file), and what the data holds.
 
-    Sizes are ``(H, W)``, as ``--size`` takes them. ``class_pixels[c]`` counts the pixels of class ``c``.
+    ``results[i]`` is what pair ``i`` holds (check-data's report sums them up); sizes are ``(H, W)``, as
+    ``--size`` takes them. ``class_pixels[c]`` counts the pixels of class ``c``.
     """
 
     root: Path
     dataset: str
     pairs: int = 0
     splits: str = ""
-    image_sizes: Counter = field(default_factory=Counter)
-    mask_modes: Counter = field(default_factory=Counter)
+    results: list[MaskResult] = field(default_factory=list)
     value_counts: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
     class_names: list[str] = field(default_factory=list)
     class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -60,7 +54,6 @@ class DataReport:
     classes: FolderClasses | None = None  # folder data: what FolderDataset needs
     size: tuple[int, int] | None = None  # the --size asked for
     depth: int = 4  # halvings of the network
-    notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -77,20 +70,16 @@ def read_pair(pair: Pair) -> MaskResult:
         result.image_size = (height, width)
     except InputError as err:
         result.problems.append(str(err))
+    if pair.rle is not None and result.image_size is None:
+        return result  # an RLE row is decoded at its picture's size
     try:
-        if pair.rle is not None:
-            if result.image_size is None:
-                return result
-            mask, result.mask_mode = rle_decode(pair.rle, result.image_size), "RLE"
-        else:
-            mask, result.mask_mode = read_class_mask(pair.mask)
+        mask, result.mask_mode = pair.read_mask(result.image_size)
     except InputError as err:
-        result.problems.append(str(err) if pair.rle is None else f"{pair.mask}: row {pair.image.name}: {err}")
+        result.problems.append(str(err))
         return result
-    result.mask_size = tuple(mask.shape)
     result.counts = np.bincount(mask.ravel(), minlength=256)
-    if result.image_size is not None and result.mask_size != result.image_size:
-        (mh, mw), (h, w) = result.mask_size, result.image_size
+    if result.image_size is not None and mask.shape != result.image_size:
+        (mh, mw), (h, w) = mask.shape, result.image_size
         result.problems.append(
             f"{pair.mask}: mask is {mw}x{mh} but its image {pair.image} is {w}x{h}; expected the same size"
         )
@@ -146,31 +135,17 @@ def check_tree(
     listing = kind.list_pairs(root, mode)
     pairs, report.problems, report.splits = listing.pairs, listing.problems, listing.where
     report.pairs = len(pairs)
-    workers = min(8, os.cpu_count() or 1)  # decoding releases the GIL: threads read masks in parallel
-    with ThreadPoolExecutor(workers) as pool:
-        bar = tqdm(
-            total=len(pairs),
-            desc=f"check-data: reading {len(pairs)} masks",
-            leave=False,
-            disable=not show_progress(progress),
-        )
-        results = []
-        for result in pool.map(read_pair, pairs):
-            results.append(result)
-            bar.update()
-        bar.close()
-    for result in results:
+    desc, quiet = f"check-data: reading {len(pairs)} masks", not show_progress(progress)
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL: threads in parallel
+        report.results = list(tqdm(pool.map(read_pair, pairs), desc=desc, total=len(pairs), leave=False, disable=quiet))
+    for result in report.results:
         report.problems += result.problems
-        if result.image_size is not None:
-            report.image_sizes[result.image_size] += 1
-        if result.mask_mode is not None:
-            report.mask_modes[f"{result.mask_mode} ({DTYPES.get(result.mask_mode, '?')})"] += 1
         if result.counts is not None:
             report.value_counts += result.counts
     tables = kind.value_tables(root, report.value_counts, report)
     report.class_names = list(kind.class_names or report.classes.names)
     report.class_pixels = np.zeros(len(report.class_names), dtype=np.int64)
-    for pair, result in zip(pairs, results, strict=True):
+    for pair, result in zip(pairs, report.results, strict=True):
         if result.counts is None:
             continue
         counts = result.counts

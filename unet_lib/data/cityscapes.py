@@ -12,17 +12,16 @@ every other id (unlabeled, ego vehicle, parking, ...) becomes ``IGNORE_INDEX`` (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, get_args
+from typing import get_args
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from torchvision.datasets import Cityscapes
 
 from unet_lib.config import AnnotationMode, TrainConfig
-from unet_lib.data.io import read_image, read_label_map
+from unet_lib.data.dataset import PairDataset
 from unet_lib.data.pairs import OUTSIDE, Listing, match
-from unet_lib.data.transforms import apply, build_transforms, resize_pair
+from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 
@@ -51,12 +50,7 @@ def label_to_train_lut() -> torch.Tensor:
     return lut
 
 
-def train_to_label_lut() -> torch.Tensor:
-    """A 256-entry table mapping trainIds 0..18 back to labelIds (255 -> 0, unlabeled)."""
-    lut = torch.zeros(256, dtype=torch.uint8)
-    for c in TRAIN_CLASSES:
-        lut[c.train_id] = c.id
-    return lut
+LABEL_TO_TRAIN = label_to_train_lut()
 
 
 def list_pairs(root: Path, mode: str = "fine", splits: tuple[str, ...] = ("train", "val")) -> Listing:
@@ -81,18 +75,16 @@ def list_pairs(root: Path, mode: str = "fine", splits: tuple[str, ...] = ("train
             labels,
             lambda s, d=label_dir: f"{d / s.split('_')[0] / s}{suffix}",
             lambda s, d=image_dir: f"{d / s.split('_')[0] / s}_leftImg8bit.png",
+            noun="labels",
         )
         listing.parts[split] = found
-        listing.problems += [
-            line.replace("without mask", "without labels").replace("mask without", "labels without")
-            for line in unpaired
-        ]
+        listing.problems += unpaired
         where.append(f"{len(found)} {split}")
     listing.where = ", ".join(where) + f" ({gt})"
     return listing
 
 
-class CityscapesDataset(Dataset):
+class CityscapesDataset(PairDataset):
     """Cityscapes images with trainId label maps.
 
     Args:
@@ -107,25 +99,16 @@ class CityscapesDataset(Dataset):
     255 for ignored pixels. ``ids[i]`` is ``<city>_<seq>_<frame>``.
     """
 
-    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
-    name: ClassVar[str] = "cityscapes"
-    title: ClassVar[str] = "Cityscapes"  # as a sentence names it
-    class_names: ClassVar[tuple[str, ...]] = tuple(CLASS_NAMES)  # the 19 trainIds
-    layout: ClassVar[str] = EXPECTED_LAYOUT
-    scores: ClassVar[str] = "official"  # evaluate: the official scores, at the labels' size (cli/cityscapes.py)
-    split_predictions: ClassVar[str] = "labelid-pngs"  # predict --data: labelId PNGs for the official evaluator
-    background: ClassVar[int | None] = None  # every class is painted
+    name = "cityscapes"
+    title = "Cityscapes"
+    class_names = tuple(CLASS_NAMES)  # the 19 trainIds
+    layout = EXPECTED_LAYOUT
+    scores = "official"  # evaluate: the official scores, at the labels' size (cli/cityscapes.py)
+    split_predictions = "labelid-pngs"  # predict --data: labelId PNGs for the official evaluator
+    background = None  # every class is painted
+    markers = ("leftImg8bit",)  # a Cityscapes tree
     list_pairs = staticmethod(list_pairs)
-
-    @staticmethod
-    def looks_like(root: Path) -> bool:
-        """A Cityscapes tree: ``leftImg8bit/``."""
-        return (root / "leftImg8bit").is_dir()
-
-    @classmethod
-    def configure(cls, config: TrainConfig, dataset: Dataset) -> TrainConfig:
-        """``config`` as it is: this dataset names its own classes."""
-        return config
+    mismatch = "{image}: image is {w}x{h} but its labels {mask.name} are {mw}x{mh}; expected the same size"
 
     def __init__(
         self,
@@ -147,20 +130,16 @@ class CityscapesDataset(Dataset):
         listing.raise_first(self.root)
         if not listing.pairs:
             raise InputError(f"{self.root / 'leftImg8bit' / split}: no *_leftImg8bit.png images; {EXPECTED_LAYOUT}")
-        self.images = [pair.image for pair in listing.pairs]
-        self.targets = [pair.mask for pair in listing.pairs]
-        self.ids = [pair.id for pair in listing.pairs]
         self.split, self.mode = split, mode
-        self.size = tuple(size) if size is not None else None
-        self.transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
-        self.lut = label_to_train_lut()
-        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
+        transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
+        super().__init__(listing.pairs, size, transform)
+        self.images, self.targets = [p.image for p in self.pairs], [p.mask for p in self.pairs]
 
     @staticmethod
     def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
         """check-data: one mask value -> trainId table (``OUTSIDE`` for values that are no labelId)."""
         table = np.full(256, OUTSIDE, dtype=np.int64)
-        table[:NUM_LABEL_IDS] = label_to_train_lut()[:NUM_LABEL_IDS].numpy()
+        table[:NUM_LABEL_IDS] = LABEL_TO_TRAIN[:NUM_LABEL_IDS].numpy()
         table[255] = IGNORE_INDEX
         return [table]
 
@@ -169,44 +148,11 @@ class CityscapesDataset(Dataset):
         """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
         return cls(config.data_dir, split, config.mode, config.image_size, augment)
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def read_raw_mask(self, index: int) -> torch.Tensor:
+        """Full-resolution trainIds of item ``index`` (255 where not evaluated): uint8 [H, W].
 
-    def read_labels(self, index: int) -> torch.Tensor:
-        """Full-resolution trainIds of item ``index``: uint8 [H, W]."""
-        label_ids = torch.from_numpy(read_label_map(self.targets[index]))
-        return self.lut[label_ids.long()]
+        The labelIds are mapped as they are read, so a picture cache keeps trainIds and ``lut`` changes nothing.
+        """
+        return LABEL_TO_TRAIN[super().read_raw_mask(index).long()]
 
-    def read_mask(self, index: int) -> np.ndarray:
-        """Full-resolution trainIds of item ``index`` (255 where not evaluated): uint8 [H, W]."""
-        return self.read_labels(index).numpy()
-
-    def source_files(self, index: int) -> list[Path]:
-        """The files item ``index`` is decoded from: its picture and its labelIds."""
-        return [self.images[index], self.targets[index]]
-
-    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and trainIds [H, W], read from the files."""
-        image = read_image(self.images[index])
-        labels = self.read_labels(index)
-        if tuple(labels.shape) != tuple(image.shape[1:]):
-            raise InputError(
-                f"{self.images[index]}: image is {image.shape[2]}x{image.shape[1]} but its labels "
-                f"{self.targets[index].name} are {labels.shape[1]}x{labels.shape[0]}; expected the same size"
-            )
-        if self.size is not None:
-            image, labels = resize_pair(image, labels, self.size)
-        return image, labels
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self.load(index)
-        return apply(self.transform, image, labels)
-
-
-def class_frequencies(dataset: CityscapesDataset) -> np.ndarray:
-    """Share of labelled pixels of each of the 19 classes over a dataset (ignored pixels left out)."""
-    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-    for index in range(len(dataset)):
-        labels = dataset.read_labels(index).numpy()
-        counts += np.bincount(labels[labels != IGNORE_INDEX], minlength=NUM_CLASSES)[:NUM_CLASSES]
-    return counts / max(counts.sum(), 1)
+    read_labels = read_raw_mask  # the trainIds as a tensor

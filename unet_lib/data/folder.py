@@ -13,19 +13,16 @@ the foreground), anything else has as many classes as the largest value + 1.
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from unet_lib.config import TrainConfig
-from unet_lib.data.io import image_size, read_class_mask, read_image
-from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match
-from unet_lib.data.transforms import apply, build_transforms, resize_pair
+from unet_lib.data.dataset import PairDataset, hold_out, value_lut
+from unet_lib.data.io import read_class_mask
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, by_stem, match
+from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import show_progress
@@ -57,19 +54,12 @@ class FolderClasses:
         """Two classes: one output channel, a binary loss and Carvana's scores."""
         return len(self.names) == 2
 
-    def lut(self) -> torch.Tensor:
-        """uint8 [256]: mask value -> class index; 255 stays ``IGNORE_INDEX`` unless it is the foreground."""
-        lut = torch.arange(256, dtype=torch.uint8)
-        if self.foreground_255:
-            lut[255] = 1
-        return lut
-
-    def allowed(self) -> np.ndarray:
-        """bool [256]: the mask values that are labels (a class index, or 255)."""
-        allowed = np.zeros(256, dtype=bool)
-        allowed[: len(self.names)] = True
-        allowed[255] = True
-        return allowed
+    def table(self) -> np.ndarray:
+        """int64 [256]: mask value -> class index, 255 (ignored) or ``OUTSIDE`` for a value that is no label."""
+        table = np.full(256, OUTSIDE, dtype=np.int64)
+        table[: len(self.names)] = np.arange(len(self.names))
+        table[255] = 1 if self.foreground_255 else IGNORE_INDEX
+        return table
 
 
 def read_classes_file(path: Path) -> tuple[str, ...]:
@@ -112,26 +102,18 @@ def classes_from_counts(counts: np.ndarray) -> FolderClasses:
     return FolderClasses(tuple(f"class {i}" for i in range(largest + 1)))
 
 
-def folder_parts(root: Path) -> dict[str, tuple[Path, Path]]:
-    """``{part: (images, masks)}`` folders of a tree: ``"train"`` at the top level, ``"val"`` when ``val/`` holds both."""
-    parts = {"train": (root / "images", root / "masks")}
-    if (root / "val" / "images").is_dir() and (root / "val" / "masks").is_dir():
-        parts["val"] = (root / "val" / "images", root / "val" / "masks")
-    return parts
-
-
 def list_pairs(root: Path, mode: str = "fine") -> Listing:
     """``images/<stem>.jpg|png`` with ``masks/<stem>.png``, and the same under ``val/`` (``mode`` is Cityscapes')."""
     if not (root / "images").is_dir():
         raise InputError(f"{root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
-    listing = Listing()
-    problems = listing.problems
-    for part in ("images", "masks"):
-        if (root / "val" / part).is_dir() and not (root / "val" / ("masks" if part == "images" else "images")).is_dir():
-            problems.append(
-                f"{root / 'val' / part}: found without its partner folder; expected val/images and val/masks"
-            )
-    for name, (image_dir, mask_dir) in folder_parts(root).items():
+    listing, parts = Listing(), {"train": (root / "images", root / "masks")}
+    problems, val_images, val_masks = listing.problems, root / "val" / "images", root / "val" / "masks"
+    if val_images.is_dir() and val_masks.is_dir():
+        parts["val"] = (val_images, val_masks)
+    elif val_images.is_dir() or val_masks.is_dir():
+        alone = val_images if val_images.is_dir() else val_masks
+        problems.append(f"{alone}: found without its partner folder; expected val/images and val/masks")
+    for name, (image_dir, mask_dir) in parts.items():
         if not mask_dir.is_dir():
             problems.append(f"{mask_dir}: folder not found; expected a mask <name>.png for each picture in {image_dir}")
         images = by_stem(image_dir, IMAGE_SUFFIXES, problems)
@@ -170,7 +152,7 @@ def folder_classes(root: str | Path, progress: bool = False) -> FolderClasses:
     return classes_from_counts(counts)
 
 
-class FolderDataset(Dataset):
+class FolderDataset(PairDataset):
     """Pictures of your own with their class masks, resized (and augmented) for training.
 
     Args:
@@ -186,20 +168,15 @@ class FolderDataset(Dataset):
     ignored pixels. ``ids[i]`` is the file stem of item ``i``.
     """
 
-    # What this dataset is, for everything that asks (unet_lib.data.DATASETS).
-    name: ClassVar[str] = "folder"
-    title: ClassVar[str] = "folder"  # as a sentence names it
-    class_names: ClassVar[tuple[str, ...]] = ()  # from the data: classes.txt, or the masks' values
-    layout: ClassVar[str] = EXPECTED_LAYOUT
-    scores: ClassVar[str] = "by classes"  # evaluate: two classes as Carvana, more by their IoU (evaluation.py)
-    split_predictions: ClassVar[str] = "masks"  # predict --data: a mask and an overlay per picture
-    background: ClassVar[int | None] = 0  # class 0 is left unpainted in overlays
+    name = "folder"
+    title = "folder"
+    class_names = ()  # from the data: classes.txt, or the masks' values
+    layout = EXPECTED_LAYOUT
+    scores = "by classes"  # evaluate: two classes as Carvana, more by their IoU (evaluation.py)
+    split_predictions = "masks"  # predict --data: a mask and an overlay per picture
+    background = 0  # class 0 is left unpainted in overlays
+    markers = ("images",)  # a folder tree
     list_pairs = staticmethod(list_pairs)
-
-    @staticmethod
-    def looks_like(root: Path) -> bool:
-        """A folder tree: ``images/``."""
-        return (root / "images").is_dir()
 
     def __init__(
         self,
@@ -213,28 +190,20 @@ class FolderDataset(Dataset):
     ):
         if split not in ("train", "val"):
             raise InputError(f"split: expected 'train' or 'val' for a folder dataset, got {split!r}")
-        self.root = Path(root)
+        self.root, self.split = Path(root), split
         if not (self.root / "images").is_dir():
             raise InputError(f"{self.root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
-        self.split = split
-        self.size = tuple(size) if size is not None else None
         listing = list_pairs(self.root)
         listing.raise_first(self.root)
         if not listing.parts["train"]:
             raise InputError(f"{self.root / 'images'}: no .jpg, .jpeg or .png pictures; {EXPECTED_LAYOUT}")
         self.classes = classes or folder_classes(self.root)
+        self.lut = value_lut(self.classes.foreground_255)  # 255 stays ignored unless it is the foreground
         pairs = listing.parts["val" if split == "val" and "val" in listing.parts else "train"]
         if "val" not in listing.parts:  # no val/ folder: hold out a seeded share
-            shuffled = [pair.id for pair in pairs]
-            random.Random(seed).shuffle(shuffled)
-            num_val = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
-            held_out = set(shuffled[:num_val])
+            held_out = hold_out([pair.id for pair in pairs], val_fraction, seed)
             pairs = [pair for pair in pairs if (pair.id in held_out) == (split == "val")]
-        self.pairs: list[Pair] = pairs
-        self.ids = [pair.id for pair in pairs]
-        self.lut = self.classes.lut()
-        self.transform = build_transforms(augment, mask_fill=0 if self.classes.binary else IGNORE_INDEX)
-        self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
+        super().__init__(pairs, size, build_transforms(augment, mask_fill=0 if self.classes.binary else IGNORE_INDEX))
 
     @classmethod
     def from_config(
@@ -252,14 +221,7 @@ class FolderDataset(Dataset):
         except InputError as err:
             report.problems.append(str(err))
         report.classes = report.classes or classes_from_counts(counts)
-        if report.classes.foreground_255:
-            report.notes.append("255 is the foreground: the masks hold 0 and 255 and there is no classes.txt")
-        elif names_file.is_file() and report.classes.binary and counts[255] and not counts[1]:
-            report.notes.append("255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?")
-        table = np.full(256, OUTSIDE, dtype=np.int64)
-        allowed = report.classes.allowed()
-        table[allowed] = report.classes.lut().long().numpy()[allowed]
-        return [table]
+        return [report.classes.table()]
 
     @classmethod
     def configure(cls, config: TrainConfig, dataset: FolderDataset) -> TrainConfig:
@@ -281,51 +243,13 @@ class FolderDataset(Dataset):
         loss = config.loss if binary == (config.loss != "ce") else ("bce_dice" if binary else "ce")
         return dataclasses.replace(config, class_names=tuple(names), loss=loss)
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def image_path(self, index: int) -> Path:
-        return self.pairs[index].image
-
-    def mask_path(self, index: int) -> Path:
-        return self.pairs[index].mask
-
-    def source_files(self, index: int) -> list[Path]:
-        """The files item ``index`` is decoded from: its picture and its mask."""
-        return [self.image_path(index), self.mask_path(index)]
-
-    def read_raw_mask(self, index: int) -> torch.Tensor:
-        """The mask of item ``index`` as stored (uint8 [H, W]), checked against the classes."""
-        path = self.mask_path(index)
-        array, _ = read_class_mask(path)
-        outside = ~self.classes.allowed()[array]
+    def check_mask(self, mask: np.ndarray, path: Path) -> np.ndarray:
+        """``mask`` when every value is a class index or 255; a one-line error naming ``path`` otherwise."""
+        outside = (self.classes.table() == OUTSIDE)[mask]  # bool [H, W]
         if outside.any():
-            values = np.unique(array[outside])
+            values = np.unique(mask[outside])
             raise InputError(
                 f"{path}: {int(outside.sum())} pixels hold values outside the {len(self.classes.names)} classes "
                 f"({', '.join(map(str, values[:6].tolist()))}); run python -m unet_lib check-data {self.root}"
             )
-        return torch.from_numpy(array)
-
-    def read_mask(self, index: int) -> np.ndarray:
-        """The full-size mask of item ``index``: uint8 [H, W] of class indices, 255 where ignored."""
-        return self.lut[self.read_raw_mask(index).long()].numpy()
-
-    def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W] as stored, read from the files."""
-        path = self.image_path(index)
-        image = read_image(path, min_size=self.size)
-        mask = self.read_raw_mask(index)
-        width, height = image_size(path)
-        if tuple(mask.shape) != (height, width):
-            raise InputError(
-                f"{path}: image is {width}x{height} but its mask {self.mask_path(index)} is "
-                f"{mask.shape[1]}x{mask.shape[0]}; expected the same size"
-            )
-        if self.size is not None:
-            image, mask = resize_pair(image, mask, self.size)  # resized before any cache: it stays small
-        return image, mask
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.load(index)
-        return apply(self.transform, image, self.lut[mask.long()])  # mask values -> class indices
+        return mask

@@ -100,48 +100,6 @@ def rgb_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
 
 
-def binarize_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
-    """Map a mask with values in {0, 1} or {0, 255} to uint8 {0, 1}; refuse anything else."""
-    if array.dtype.kind in "ub" and array.size and array.max() <= 1:
-        return array.astype(np.uint8)  # the common case (Kaggle GIFs), without sorting every pixel
-    values = np.unique(array)
-    if set(values.tolist()) <= {0, 1}:
-        return array.astype(np.uint8)
-    if set(values.tolist()) <= {0, 255}:
-        return (array == 255).astype(np.uint8)
-    shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
-    raise InputError(
-        f"{path}: mask has {len(values)} distinct values ({shown}); expected only {{0, 1}} or {{0, 255}}"
-        " (anti-aliased edges? threshold it, e.g. mask = mask >= 128, and save it as PNG or GIF)"
-    )
-
-
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a binary mask file (palette GIF with indices 0/1, or 8-bit 0/255 PNG) as uint8 {0, 1} [H, W]."""
-    path = Path(path)
-    with _open(path) as opened:
-        image = _load(opened, path)
-        if image.mode == "P":
-            array = np.array(image)  # palette indices, as the Kaggle GIFs store them
-        elif image.mode in ("L", "1", "I", "I;16"):
-            array = np.array(image.convert("L") if image.mode == "1" else image)
-        else:
-            array = np.array(image.convert("L"))
-    if array.ndim != 2:
-        raise InputError(f"{path}: expected a single-channel mask, got shape {array.shape}")
-    return binarize_mask(array, path)
-
-
-def read_label_map(path: str | Path) -> np.ndarray:
-    """Read a single-channel 8-bit label PNG (e.g. Cityscapes labelIds) as uint8 [H, W]."""
-    path = Path(path)
-    with _open(path) as opened:
-        image = _load(opened, path)
-        if image.mode not in ("L", "P"):
-            raise InputError(f"{path}: expected a single-channel 8-bit label image, got mode {image.mode}")
-        return np.array(image, dtype=np.uint8)
-
-
 SINGLE_CHANNEL_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")  # P: palette PNGs and GIFs store indices
 
 
@@ -162,9 +120,7 @@ def read_class_mask(path: str | Path) -> tuple[np.ndarray, str]:
                 " PNG whose pixel values are class indices (not a colour picture of the classes)"
             )
         array = np.array(image)
-    if array.dtype == bool:
-        array = array.astype(np.uint8)  # mode "1": 0/1
-    elif array.dtype != np.uint8:
+    if array.dtype != np.uint8:  # bool (mode "1": 0/1), or 16- and 32-bit integers
         if array.size and (array.min() < 0 or array.max() > 255):
             raise InputError(f"{path}: {mode} mask holds values up to {array.max()}; expected 8-bit class indices")
         array = array.astype(np.uint8)

@@ -6,11 +6,14 @@ check-data reports every stray file it finds, so one run of check-data names all
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from unet_lib.data.io import read_class_mask
+from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # pictures a dataset reads
@@ -20,16 +23,25 @@ MASK_SUFFIXES = (".png", ".gif", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # fo
 
 @dataclass(frozen=True)
 class Pair:
-    """A picture and its mask file (for Carvana's CSV: the CSV, and the mask's RLE row)."""
+    """A picture and its mask file (for Carvana's CSV: the CSV, and the mask's RLE row; a test picture: None)."""
 
     image: Path
-    mask: Path
+    mask: Path | None
     rle: str | None = None
 
     @property
     def id(self) -> str:
         """The picture's name without its suffix (Cityscapes: without ``_leftImg8bit``)."""
         return self.image.stem.removesuffix("_leftImg8bit")
+
+    def read_mask(self, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
+        """The mask as stored, uint8 [H, W], and its PIL mode; an RLE row is decoded at ``shape`` ``(H, W)``."""
+        if self.rle is None:
+            return read_class_mask(self.mask)
+        try:
+            return rle_decode(self.rle, shape), "RLE"
+        except InputError as err:
+            raise InputError(f"{self.mask}: row {self.image.name}: {err}") from None
 
 
 @dataclass
@@ -67,25 +79,16 @@ def by_stem(folder: Path, suffixes: tuple[str, ...], problems: list[str], name=l
 
 
 def match(
-    images: dict[str, Path], masks: dict[str, Path], mask_for: Callable[[str], str], image_for: Callable[[str], str]
+    images: dict[str, Path],
+    masks: dict[str, Path],
+    mask_for: Callable[[str], str],
+    image_for: Callable[[str], str],
+    noun: str = "mask",
 ) -> tuple[list[Pair], list[str]]:
-    """Pairs of the names in both; one problem per image without mask and per mask without image."""
+    """Pairs of the names in both; one problem per image without mask (``noun``) and per mask without image."""
     pairs = [Pair(images[s], masks[s]) for s in sorted(images) if s in masks]
-    problems = [f"{images[s]}: image without mask (expected {mask_for(s)})" for s in sorted(set(images) - set(masks))]
-    problems += [f"{masks[s]}: mask without image (expected {image_for(s)})" for s in sorted(set(masks) - set(images))]
-    return pairs, problems
-
-
-def read_rle_rows(path: Path) -> tuple[dict[str, str], list[str]]:
-    """The ``{image stem: rle}`` rows of a Kaggle ``train_masks.csv``, and its problems."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as err:
-        return {}, [f"{path}: cannot read ({err.__class__.__name__}); expected a CSV with header img,rle_mask"]
-    if not rows or [c.strip() for c in rows[0][:2]] != ["img", "rle_mask"]:
-        return {}, [f"{path}: expected a CSV with header img,rle_mask"]
-    problems = [
-        f"{path}:{n}: expected 2 columns (img,rle_mask), got {len(r)}" for n, r in enumerate(rows[1:], 2) if len(r) != 2
+    problems = [f"{images[s]}: image without {noun} (expected {mask_for(s)})" for s in sorted(set(images) - set(masks))]
+    problems += [
+        f"{masks[s]}: {noun} without image (expected {image_for(s)})" for s in sorted(set(masks) - set(images))
     ]
-    return {Path(r[0]).stem: r[1] for r in rows[1:] if len(r) == 2}, problems
+    return pairs, problems

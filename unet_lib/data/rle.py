@@ -16,16 +16,6 @@ from unet_lib.errors import InputError
 _TOKENS = re.compile(r"[0-9]+(?:\s+[0-9]+)*", re.ASCII)
 
 
-def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
-    try:
-        height, width = (int(n) for n in shape)
-    except (TypeError, ValueError):
-        raise InputError(f"shape: expected (height, width), got {shape!r}") from None
-    if height <= 0 or width <= 0:
-        raise InputError(f"shape: expected two positive sizes (height, width), got {shape!r}")
-    return height, width
-
-
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
     """Decode Carvana run-length pairs into a mask.
 
@@ -39,11 +29,15 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
     Raises:
         InputError: If the string is malformed or a run falls outside the image.
     """
-    height, width = _check_shape(shape)
-    size = height * width
+    try:
+        height, width = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"shape: expected (height, width), got {shape!r}") from None
+    if height <= 0 or width <= 0:
+        raise InputError(f"shape: expected two positive sizes (height, width), got {shape!r}")
     if not isinstance(rle, str):
         raise InputError(f"rle: expected a string of 'start length' pairs, got {type(rle).__name__}")
-    text = rle.strip()
+    size, text = height * width, rle.strip()
     if not text:
         return np.zeros((height, width), dtype=np.uint8)
     if not _TOKENS.fullmatch(text):
@@ -51,7 +45,7 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
     tokens = text.split()
     if len(tokens) % 2:
         raise InputError(f"rle: expected 'start length' pairs, got an odd number of values ({len(tokens)})")
-    if max(len(token.lstrip("0")) for token in tokens) > len(str(size)):
+    if max(len(token.lstrip("0")) for token in tokens) > len(str(size)):  # before int64 overflows
         raise InputError(f"rle: a value is larger than the {height}x{width} image ({size} pixels)")
     numbers = np.array(tokens, dtype=np.int64)
     starts, lengths = numbers[0::2] - 1, numbers[1::2]  # 0-indexed starts
@@ -64,10 +58,7 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
         raise InputError("rle: runs must be sorted by start and must not overlap")
     if ends[-1] > size:
         raise InputError(f"rle: a run ends at pixel {ends[-1]}, past the end of the {height}x{width} image ({size})")
-    # Interleave (gap before run, run) lengths and repeat 0, 1, 0, 1, ... that many times.
-    gaps = starts - np.concatenate([[0], ends[:-1]])
-    counts = np.stack([gaps, lengths], axis=1).reshape(-1)
-    values = np.tile(np.array([0, 1], dtype=np.uint8), len(starts))
-    flat = np.zeros(size, dtype=np.uint8)
-    flat[: ends[-1]] = np.repeat(values, counts)
-    return flat.reshape(height, width)
+    edges = np.zeros(size + 1, dtype=np.int8)  # +1 where a run starts, -1 just past where it ends
+    edges[starts] += 1
+    edges[ends] -= 1
+    return np.cumsum(edges[:-1], dtype=np.int8).astype(np.uint8).reshape(height, width)

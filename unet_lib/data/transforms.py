@@ -14,38 +14,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from unet_lib.config import AugmentKind
-from unet_lib.metrics import IGNORE_INDEX
 
 AUGMENTS = get_args(AugmentKind)
 
 
-def _augmentations(kind: AugmentKind, mask_fill: int, color: bool) -> list[v2.Transform]:
-    if kind == "none":
-        return []
-    fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
-    if kind == "flip":
-        steps = [v2.RandomHorizontalFlip(0.5)]  # a mirrored car is still a car
-    elif kind == "original":
-        # The original project's recipe: flips (h 0.5, v 0.1) and rotations up to 35 degrees.
-        steps = [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.1), v2.RandomRotation(35, fill=fill)]
-    elif kind == "default":
-        # Milder and closer to how the data varies: cars stay upright, move and scale a little.
-        steps = [
-            v2.RandomHorizontalFlip(0.5),
-            v2.RandomAffine(degrees=5, translate=(0.05, 0.05), scale=(0.9, 1.1), fill=fill),
-        ]
-    else:
-        raise ValueError(f"augment: expected one of {AUGMENTS}, got {kind!r}")
-    if color:
-        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
-    return steps
-
-
-def build_transforms(
-    augment: AugmentKind | bool = "none",
-    mask_fill: int = 0,
-    color: bool = False,
-) -> v2.Compose:
+def build_transforms(augment: AugmentKind | bool = "none", mask_fill: int = 0, color: bool = False) -> v2.Compose:
     """Transforms for an ``(image, mask)`` pair.
 
     The datasets resize first (:func:`resize_pair`, so the mask stays aligned with the picture),
@@ -63,11 +36,24 @@ def build_transforms(
         A ``v2.Compose`` taking ``(tv_tensors.Image uint8, tv_tensors.Mask)`` and returning the
         image as float32 in [0, 1] and the mask unchanged in dtype.
     """
-    if augment is True:
-        augment = "default"
-    elif augment is False:
-        augment = "none"
-    steps = _augmentations(augment, mask_fill, color)
+    kind = "default" if augment is True else "none" if augment is False else augment
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
+    steps = {
+        "none": [],
+        "flip": [v2.RandomHorizontalFlip(0.5)],  # a mirrored car is still a car
+        # The original project's recipe: flips (h 0.5, v 0.1) and rotations up to 35 degrees.
+        "original": [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.1), v2.RandomRotation(35, fill=fill)],
+        # Milder and closer to how the data varies: cars stay upright, move and scale a little.
+        "default": [
+            v2.RandomHorizontalFlip(0.5),
+            v2.RandomAffine(degrees=5, translate=(0.05, 0.05), scale=(0.9, 1.1), fill=fill),
+        ],
+    }
+    if kind not in steps:
+        raise ValueError(f"augment: expected one of {AUGMENTS}, got {kind!r}")
+    steps = steps[kind]
+    if color and kind != "none":
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     return v2.Compose(steps)
 
@@ -98,6 +84,3 @@ def resize_pair(
             tv_tensors.Mask(mask[None]), list(size), interpolation=v2.InterpolationMode.NEAREST_EXACT
         ).as_subclass(torch.Tensor)[0]
     return image, mask
-
-
-__all__ = ["AUGMENTS", "IGNORE_INDEX", "apply", "build_transforms", "resize_pair"]
