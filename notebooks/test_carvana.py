@@ -62,11 +62,11 @@ from unet_lib import (
 )
 from unet_lib.cli.cache import use_cache
 from unet_lib.cli.carvana import DEFAULT_THRESHOLDS, sweep_thresholds
+from unet_lib.cli.full_res import binary_metrics, with_full_masks
 from unet_lib.cli.original import checkpoint_config, load_original
 from unet_lib.cli.pictures import predict_items
 from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root
 from unet_lib.data.carvana import car_of
-from unet_lib.evaluation import binary_metrics, with_full_masks
 from unet_lib.runtime import pick_device
 from unet_lib.viz import RowLabels, plot_histograms, plot_threshold_sweep, show_error_maps, show_gallery
 from unet_lib.viz.photo_widget import PhotoPredictor

@@ -71,12 +71,13 @@ from unet_lib import (
     train,
 )
 from unet_lib.checkpoint import new_run_dir
-from unet_lib.cli.cityscapes import OfficialScores
+from unet_lib.cli.cityscapes import OfficialScores, class_frequencies
+from unet_lib.cli.full_res import with_full_masks
 from unet_lib.cli.original import load_original
 from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
 from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
-from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, class_frequencies
-from unet_lib.evaluation import predict_labels, predict_logits, with_full_masks
+from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES
+from unet_lib.evaluation import predict_labels, predict_logits
 from unet_lib.runtime import pick_device
 from unet_lib.viz import (
     LiveHistory,

@@ -19,11 +19,12 @@ from unet_lib.cli.cityscapes import (
     cityscapes_scores,
     write_cityscapes_predictions,
 )
+from unet_lib.cli.full_res import with_full_masks
 from unet_lib.cli.pictures import Inference
 from unet_lib.data import CityscapesDataset
 from unet_lib.data.io import read_image
 from unet_lib.data.transforms import resize_pair
-from unet_lib.evaluation import evaluate, with_full_masks
+from unet_lib.evaluation import evaluate
 
 SIZE = (32, 64)  # (H, W) the tiny networks see; the files are 128x64
 HOW = Inference(SIZE, batch_size=2, progress=False)

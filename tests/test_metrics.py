@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 )
 from torchmetrics.functional.classification import binary_f1_score
 
+from unet_lib.cli.carvana import ThresholdCounts
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix, binary_counts, binary_scores, dice_per_image
 
@@ -127,7 +128,7 @@ def test_binary_counts_at_several_thresholds_match_torchmetrics():
     logits = torch.randn(5, 1, 8, 6, generator=generator)
     target = (torch.rand(5, 8, 6, generator=generator) < 0.4).long()
     target[0, :2] = IGNORE_INDEX
-    counts = BinaryCounts([0.2, 0.5, 0.8])
+    counts = ThresholdCounts([0.2, 0.5, 0.8])  # BinaryCounts, read as a sweep (worst)
     counts.update(logits[:2], target[:2])  # two batches: the images are concatenated in order
     counts.update(logits[2:], target[2:])
     for t, threshold in enumerate((0.2, 0.5, 0.8)):

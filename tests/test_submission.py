@@ -13,13 +13,14 @@ from torch import nn
 
 from unet_lib import InputError, UNet
 from unet_lib.cli.carvana import rle_encode, write_submission
+from unet_lib.cli.full_res import binary_metrics, with_full_masks
 from unet_lib.cli.pictures import Inference
 from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.data import CarvanaDataset
 from unet_lib.data.io import read_image
 from unet_lib.data.rle import rle_decode
 from unet_lib.data.transforms import resize_pair
-from unet_lib.evaluation import Scores, binary_metrics, evaluate, predict_logits, with_full_masks
+from unet_lib.evaluation import Scores, evaluate, predict_logits
 from unet_lib.losses import make_loss
 
 SIZE = (32, 48)  # (H, W) the tiny networks see

@@ -1,9 +1,8 @@
 """Scoring and predicting: ``evaluate`` is the one loop that scores a model, ``predict`` the one way to label pictures.
 
-Every score in the project (training's validation, ``python -m unet_lib evaluate`` on Carvana, Cityscapes or
-your own data, the threshold sweep) is this loop with other metrics plugged in: a metric sees each batch
-(``update``) and says its scores at the end (``compute``). Logits, not labels, are upsampled to a file's
-own size before thresholding or argmax, so edges stay smooth at full size.
+Every score in the project (training's validation, ``python -m unet_lib evaluate`` on any dataset, the
+threshold sweep) is this loop with other metrics plugged in: a metric sees each batch (``update``) and
+says its scores at the end (``compute``).
 """
 
 from __future__ import annotations
@@ -36,7 +35,10 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)``; a no-op when the size already matches."""
+    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)``; a no-op when the size already matches.
+
+    Logits, not labels, are resized, so edges stay smooth at a file's own size.
+    """
     if tuple(size) == tuple(logits.shape[-2:]):
         return logits
     return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
@@ -108,8 +110,8 @@ def predict(
 class Batch:
     """One batch as the metrics see it (all on the model's device).
 
-    ``masks`` are at the network's size [B, h, w]; ``full_masks`` (when the loader gives them) at each
-    file's own size, one [H, W] tensor per picture, as pictures may differ in size.
+    ``masks`` are at the network's size [B, h, w]; ``full_masks`` (when the loader gives a third item) at
+    each file's own size, one [H, W] tensor per picture, as pictures may differ in size.
     """
 
     model: nn.Module
@@ -136,16 +138,14 @@ class Metric(Protocol):
 
 
 class Scores:
-    """The segmentation scores of one view of the predictions: at the network's size or each file's, with
-    or without flip TTA.
+    """The segmentation scores of the predictions at the network's size, with or without flip TTA.
 
     Args:
         num_outputs: The model's output channels: 1 is binary (counted image by image by
             :class:`~unet_lib.metrics.BinaryCounts`), more are classes (:class:`~unet_lib.metrics.ConfusionMatrix`).
         thresholds: Binary: the probabilities counted; ``compute`` reports the first.
-        full_res: Compare with ``batch.full_masks``, the logits upsampled to each file's size first.
         tta: Score the flip-averaged logits.
-        suffix: Appended to every key ``compute`` returns (``"_full_res_tta"``).
+        suffix: Appended to every key ``compute`` returns (``"_tta"``).
         keys: Report only these keys (before the suffix); None: all.
     """
 
@@ -153,7 +153,6 @@ class Scores:
         self,
         num_outputs: int,
         thresholds: Sequence[float] = (0.5,),
-        full_res: bool = False,
         tta: bool = False,
         suffix: str = "",
         keys: Sequence[str] | None = None,
@@ -161,31 +160,26 @@ class Scores:
         self.num_outputs, self.thresholds, self.threshold = num_outputs, thresholds, float(thresholds[0])
         self.binary = num_outputs == 1
         self.counts: BinaryCounts | ConfusionMatrix | None = None  # made on the first batch's device
-        self.full_res, self.tta, self.suffix, self.keys = full_res, tta, suffix, keys
+        self.tta, self.suffix, self.keys = tta, suffix, keys
 
-    def place(self, device: torch.device) -> BinaryCounts | ConfusionMatrix:
-        if self.counts is None:
-            self.counts = (
-                BinaryCounts(self.thresholds, device)
-                if self.binary
-                else ConfusionMatrix(self.num_outputs, device=device)
-            )
-        return self.counts
+    def new_counts(self, device: torch.device) -> BinaryCounts | ConfusionMatrix:
+        """The empty accumulator these scores are computed from."""
+        if self.binary:
+            return BinaryCounts(self.thresholds, device)
+        return ConfusionMatrix(self.num_outputs, device=device)
+
+    def pairs(self, batch: Batch) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(logits [B, C, h, w], masks [B, h, w])`` to count: here the batch at the network's size."""
+        yield batch.tta_logits if self.tta else batch.logits, batch.masks
 
     def update(self, batch: Batch) -> None:
-        self.place(batch.logits.device)
-        logits = batch.tta_logits if self.tta else batch.logits
-        if not self.full_res:
-            self.counts.update(logits if self.binary else logits.argmax(1), batch.masks)
-            return
-        if batch.full_masks is None:
-            raise InputError("loader: full_res scores need full-size masks; use evaluation.with_full_masks(dataset)")
-        for k, full in enumerate(batch.full_masks):  # pictures may differ in size: one at a time
-            out = upsample(logits[k : k + 1], full.shape)  # (1, C, H, W)
-            self.counts.update(out if self.binary else out.argmax(1), full[None])
+        self.counts = self.counts or self.new_counts(batch.logits.device)
+        for logits, masks in self.pairs(batch):
+            self.counts.update(logits if self.binary else logits.argmax(1), masks)
 
     def reduce_from_all_processes(self) -> None:
-        self.place(torch.device("cpu")).reduce_from_all_processes()
+        self.counts = self.counts or self.new_counts(torch.device("cpu"))
+        self.counts.reduce_from_all_processes()
 
     def compute(self) -> dict[str, Any]:
         if self.binary:
@@ -194,17 +188,6 @@ class Scores:
             found = self.counts.compute()
             scores = {"pixel_accuracy": found["pixel_accuracy"], "miou": found["miou"], "iou": found["iou"].tolist()}
         return {f"{k}{self.suffix}": v for k, v in scores.items() if self.keys is None or k in self.keys}
-
-
-def binary_metrics(threshold: float = 0.5) -> list[Scores]:
-    """What ``python -m unet_lib evaluate`` reports for two classes: the scores at the network's size, and the
-    mean Dice at each picture's own size (``dice_full_res``, Kaggle's Carvana metric), each also with flip TTA."""
-    return [
-        Scores(1, [threshold]),
-        Scores(1, [threshold], full_res=True, suffix="_full_res", keys=["dice"]),
-        Scores(1, [threshold], tta=True, suffix="_tta", keys=["dice"]),
-        Scores(1, [threshold], full_res=True, tta=True, suffix="_full_res_tta", keys=["dice"]),
-    ]
 
 
 def evaluate(
@@ -220,7 +203,7 @@ def evaluate(
     Args:
         model: The network (put in eval mode here, and back as it was after).
         loader: Batches ``(images [B, 3, h, w], masks [B, h, w])``, or with a third item, the masks at
-            each file's size (a list, see :func:`with_full_masks`). Not shuffled when a metric keeps
+            each file's size (a list, see ``unet_lib.cli.full_res``). Not shuffled when a metric keeps
             per-image results, so that image ``n`` is item ``n`` of the dataset.
         metrics: What to count, e.g. ``[Scores(1)]`` for a binary model at the network's size.
         loss_fn: Also report the mean ``loss`` (at the network's size, without TTA).
@@ -252,33 +235,3 @@ def evaluate(
         metric.reduce_from_all_processes()
         result |= metric.compute()
     return result
-
-
-class WithFullMasks(torch.utils.data.Dataset):
-    """A dataset's ``(image, mask)`` items at the network's size, plus the mask at the file's own size."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image, mask = self.dataset[index]
-        return image, mask, torch.from_numpy(self.dataset.read_mask(index))
-
-
-def stack_full_masks(items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple:
-    """Stack images and masks; keep the full-size masks as a list (pictures may differ in size)."""
-    images, masks, full_masks = zip(*items, strict=True)
-    return torch.stack(images), torch.stack(masks), list(full_masks)
-
-
-def with_full_masks(dataset: torch.utils.data.Dataset, batch_size: int = 4, num_workers: int = 0) -> Iterable:
-    """A loader of ``(images, masks, full-size masks)`` for the full-resolution scores (``Scores(full_res=True)``).
-
-    ``dataset`` reads the full-size mask of item ``i`` with ``read_mask(i)``.
-    """
-    return torch.utils.data.DataLoader(
-        WithFullMasks(dataset), batch_size, num_workers=num_workers, collate_fn=stack_full_masks
-    )

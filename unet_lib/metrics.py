@@ -38,13 +38,6 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return numerator.double() / denominator.double()
 
 
-def check_threshold(threshold: float, name: str = "threshold") -> float:
-    """A probability strictly between 0 and 1 (0 and 1 would mark every pixel or none)."""
-    if not 0 < threshold < 1:
-        raise InputError(f"{name}: expected a probability strictly between 0 and 1, got {threshold}")
-    return float(threshold)
-
-
 def binarize(logits: torch.Tensor, thresholds: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """Binary logits [B, 1, H, W] -> bool masks [T, B, H, W]: "car" where sigmoid(logit) > threshold.
 
@@ -260,28 +253,8 @@ class BinaryCounts:
         """Per-image Dice (the Kaggle metric before averaging), float64 [T, N]."""
         return dice_score(*self.counts[..., :3].unbind(-1))
 
-    def mean_dice(self) -> torch.Tensor:
-        """Mean per-image Dice at each threshold, float64 [T]."""
-        return self.dice().mean(1)
-
-    def best_threshold(self) -> tuple[float, float]:
-        """``(threshold, mean Dice)`` where the mean per-image Dice is highest (the lower one on ties)."""
-        mean = self.mean_dice()
-        best = int(torch.nonzero(mean == mean.max())[0])
-        return float(self.thresholds[best]), float(mean[best])
-
     def scores(self, threshold: float | None = None) -> dict[str, float]:
         """:func:`binary_scores` at one threshold (None: the only one counted)."""
         if len(self) == 0:
             raise InputError("counts: no images were counted")
         return binary_scores(self.counts[self.index(threshold)])
-
-    def curves(self) -> dict[str, list[float]]:
-        """Mean per-image Dice and pooled precision and recall at each threshold, for plotting."""
-        rows = [self.scores(float(t)) for t in self.thresholds]
-        return {key: [row[key] for row in rows] for key in ("dice", "precision", "recall")}
-
-    def worst(self, k: int = 4, threshold: float | None = None) -> list[int]:
-        """Indices of the ``k`` images with the lowest Dice at ``threshold``, worst first."""
-        dice = self.dice()[self.index(threshold)]
-        return torch.argsort(dice, stable=True)[:k].tolist()

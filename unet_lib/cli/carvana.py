@@ -2,7 +2,7 @@
 
 Kaggle scores the mean per-image Dice of masks at the photos' own 1918x1280, so the network's
 logits are upsampled to that size before thresholding, in the submission as in ``evaluate``'s
-full-resolution scores (``evaluation.binary_metrics``).
+full-resolution scores (``cli.full_res.binary_metrics``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unet_lib.checkpoint import atomic_write
-from unet_lib.cli.pictures import Inference, predict_full_res
+from unet_lib.cli.pictures import Inference, check_threshold, predict_full_res
 from unet_lib.data.carvana import CarvanaDataset
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Scores, evaluate, predict_labels
-from unet_lib.metrics import BinaryCounts, check_threshold
+from unet_lib.metrics import BinaryCounts
 from unet_lib.runtime import show_progress
 
 HEADER = ("img", "rle_mask")
@@ -72,8 +72,35 @@ def mask_coverage(dataset: CarvanaDataset, progress: bool | None = None) -> torc
     return torch.tensor(shares, dtype=torch.float64)
 
 
+class ThresholdCounts(BinaryCounts):
+    """:class:`~unet_lib.metrics.BinaryCounts` read as a threshold sweep: the best threshold, curves, the worst images."""
+
+    def mean_dice(self) -> torch.Tensor:
+        """Mean per-image Dice at each threshold, float64 [T]."""
+        return self.dice().mean(1)
+
+    def best_threshold(self) -> tuple[float, float]:
+        """``(threshold, mean Dice)`` where the mean per-image Dice is highest (the lower one on ties)."""
+        mean = self.mean_dice()
+        best = int(torch.nonzero(mean == mean.max())[0])
+        return float(self.thresholds[best]), float(mean[best])
+
+    def curves(self) -> dict[str, list[float]]:
+        """Mean per-image Dice and pooled precision and recall at each threshold, for plotting."""
+        rows = [self.scores(float(t)) for t in self.thresholds]
+        return {key: [row[key] for row in rows] for key in ("dice", "precision", "recall")}
+
+    def worst(self, k: int = 4, threshold: float | None = None) -> list[int]:
+        """Indices of the ``k`` images with the lowest Dice at ``threshold``, worst first."""
+        dice = self.dice()[self.index(threshold)]
+        return torch.argsort(dice, stable=True)[:k].tolist()
+
+
 class Sweep(Scores):
     """:class:`~unet_lib.evaluation.Scores` at many thresholds, keeping the counts (``self.counts``) for curves."""
+
+    def new_counts(self, device: torch.device) -> ThresholdCounts:
+        return ThresholdCounts(self.thresholds, device)
 
     def compute(self) -> dict:
         return {}
@@ -85,7 +112,7 @@ def sweep_thresholds(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     tta: bool = False,
     progress: bool | None = None,
-) -> BinaryCounts:
+) -> ThresholdCounts:
     """Count TP, FP, FN and TN pixels of every image at every threshold, in one pass over ``loader``.
 
     Args:
@@ -99,7 +126,7 @@ def sweep_thresholds(
     BinaryCounts(thresholds)  # checks them before any work
     sweep = Sweep(1, thresholds, tta=tta)
     evaluate(model, loader, [sweep], progress=progress)
-    if sweep.counts is None or not isinstance(sweep.counts, BinaryCounts) or len(sweep.counts) == 0:
+    if len(sweep.counts) == 0:
         raise InputError("loader: no images to evaluate")
     return sweep.counts
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -24,7 +25,6 @@ from unet_lib.data.cityscapes import (
     TRAIN_CLASSES,
     CityscapesDataset,
     label_to_train_lut,
-    train_to_label_lut,
 )
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Batch, upsample
@@ -35,6 +35,23 @@ VOID = NUM_CLASSES  # confusion-matrix column 19: a predicted labelId that is no
 # The 7 categories with evaluated classes ("void" has none), in the official order.
 CATEGORY_NAMES = list(dict.fromkeys(c.category for c in sorted(TRAIN_CLASSES, key=lambda c: c.category_id)))
 CLASS_CATEGORY = [CATEGORY_NAMES.index(c.category) for c in TRAIN_CLASSES]  # trainId -> category index
+
+
+def train_to_label_lut() -> torch.Tensor:
+    """A 256-entry table mapping trainIds 0..18 back to labelIds (255 -> 0, unlabeled)."""
+    lut = torch.zeros(256, dtype=torch.uint8)
+    for c in TRAIN_CLASSES:
+        lut[c.train_id] = c.id
+    return lut
+
+
+def class_frequencies(dataset: CityscapesDataset) -> np.ndarray:
+    """Share of labelled pixels of each of the 19 classes over a dataset (ignored pixels left out)."""
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    for index in range(len(dataset)):
+        labels = dataset.read_labels(index).numpy()
+        counts += np.bincount(labels[labels != IGNORE_INDEX], minlength=NUM_CLASSES)[:NUM_CLASSES]
+    return counts / max(counts.sum(), 1)
 
 
 def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
@@ -82,7 +99,7 @@ def cityscapes_scores(mat: torch.Tensor) -> dict[str, Any]:
 
 class OfficialScores:
     """The official pixel-level scores (see :func:`cityscapes_scores`), counted at the labels' own size:
-    ``evaluate``'s metric for Cityscapes. Needs a loader with full-size labels (``with_full_masks``).
+    ``evaluate``'s metric for Cityscapes. Needs a loader with full-size labels (``cli.full_res.with_full_masks``).
 
     A 19-class model's argmax is a trainId, mapped to its labelId; a 34-class model (the original
     project's) predicts labelIds directly. A predicted labelId that is not evaluated is wrong, but no
@@ -195,8 +212,10 @@ __all__ = [
     "CATEGORY_NAMES",
     "OfficialScores",
     "cityscapes_scores",
+    "class_frequencies",
     "predict_label_ids",
     "print_scores",
     "result_paths",
+    "train_to_label_lut",
     "write_cityscapes_predictions",
 ]

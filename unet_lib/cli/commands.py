@@ -13,13 +13,14 @@ from pathlib import Path
 
 from unet_lib.checkpoint import load_checkpoint, to_json
 from unet_lib.cli.cache import use_cache
+from unet_lib.cli.full_res import binary_metrics, with_full_masks
 from unet_lib.cli.predict import load_for_inference, predict
 from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
 from unet_lib.data.check import check_tree
 from unet_lib.errors import InputError
-from unet_lib.evaluation import Scores, binary_metrics, with_full_masks
+from unet_lib.evaluation import Scores
 from unet_lib.evaluation import evaluate as evaluate_model
 from unet_lib.losses import make_loss
 from unet_lib.training import train as train_run

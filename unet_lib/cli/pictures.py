@@ -26,6 +26,13 @@ from unet_lib.runtime import show_progress
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")  # what predict reads
 
 
+def check_threshold(threshold: float, name: str = "threshold") -> float:
+    """A probability strictly between 0 and 1 (0 and 1 would mark every pixel or none)."""
+    if not 0 < threshold < 1:
+        raise InputError(f"{name}: expected a probability strictly between 0 and 1, got {threshold}")
+    return float(threshold)
+
+
 @dataclass(frozen=True)
 class Inference:
     """How many pictures are predicted: the network's input size, flip TTA, and the batches that feed it.

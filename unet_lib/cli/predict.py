@@ -13,12 +13,12 @@ import torch
 
 from unet_lib.checkpoint import model_from_checkpoint
 from unet_lib.cli.original import checkpoint_config
-from unet_lib.cli.pictures import Inference, collect_inputs, predict_file, save_mask_png
+from unet_lib.cli.pictures import Inference, check_threshold, collect_inputs, predict_file, save_mask_png
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATASETS, configure, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
 from unet_lib.errors import InputError
-from unet_lib.metrics import IGNORE_INDEX, check_threshold
+from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import pick_device, show_progress
 
 __all__ = ["config_for", "load_for_inference", "predict"]
