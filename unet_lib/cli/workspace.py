@@ -43,46 +43,63 @@ def shown(path: str | Path) -> str:
     return str(path.relative_to(repo_root())) if path.is_relative_to(repo_root()) else str(path)
 
 
-def carvana_dir(quick: bool | None = None) -> Path:
-    """``data/carvana`` if it exists (real or sample data); else sample data is written first.
+# dataset -> (its name in a sentence, the writer in unet_lib.cli.sample, its arguments in quick and in full mode,
+# how the full sample is announced).
+SAMPLES = {
+    "carvana": (
+        "Carvana",
+        "write_carvana_sample",
+        {
+            True: dict(num_cars=SAMPLE_CARS[True], size=(480, 320), num_test_cars=1),
+            False: dict(num_cars=SAMPLE_CARS[False]),
+        },
+        "in the Kaggle format there (about a minute)",
+    ),
+    "cityscapes": (
+        "Cityscapes",
+        "write_cityscapes_sample",
+        {
+            quick: dict(num_images=n) | ({"size": (512, 256)} if quick else {})
+            for quick, n in SAMPLE_CITYSCAPES_IMAGES.items()
+        },
+        "in the Cityscapes format there",
+    ),
+}
 
-    Quick mode writes a small sample (4 cars at 480x320) to ``data/quick/carvana`` instead, so it
+
+def sample_dir(dataset: str, quick: bool | None = None) -> Path:
+    """``data/<dataset>`` if it exists (real or sample data); else sample data in the real format is written first.
+
+    Quick mode writes a small sample (Carvana: 4 cars at 480x320) to ``data/quick/<dataset>`` instead, so it
     never takes the place of the full-size data.
     """
-    from unet_lib.cli.sample import write_carvana_sample
+    from unet_lib.cli import sample
 
+    title, writer, arguments, how = SAMPLES[dataset]
     quick = quick_mode() if quick is None else quick
-    full = repo_root() / "data" / "carvana"
+    full = repo_root() / "data" / dataset
     if full.exists():
         return full
-    if quick:
-        path = repo_root() / "data" / "quick" / "carvana"
-        if not path.exists():
-            print(f"writing a small Carvana sample to {shown(path)}")
-            write_carvana_sample(path, num_cars=SAMPLE_CARS[True], size=(480, 320), num_test_cars=1)
+    path = repo_root() / "data" / "quick" / dataset if quick else full
+    if path.exists():
         return path
-    print(f"{shown(full)} is absent: writing sample data in the Kaggle format there (about a minute)")
-    write_carvana_sample(full, num_cars=SAMPLE_CARS[False])
-    return full
+    print(
+        f"writing a small {title} sample to {shown(path)}"
+        if quick
+        else f"{shown(full)} is absent: writing sample data {how}"
+    )
+    getattr(sample, writer)(path, **arguments[quick])
+    return path
+
+
+def carvana_dir(quick: bool | None = None) -> Path:
+    """``data/carvana``, or sample data (see :func:`sample_dir`)."""
+    return sample_dir("carvana", quick)
 
 
 def cityscapes_dir(quick: bool | None = None) -> Path:
-    """``data/cityscapes`` if it exists; else sample data (``data/quick/cityscapes`` in quick mode)."""
-    from unet_lib.cli.sample import write_cityscapes_sample
-
-    quick = quick_mode() if quick is None else quick
-    full = repo_root() / "data" / "cityscapes"
-    if full.exists():
-        return full
-    if quick:
-        path = repo_root() / "data" / "quick" / "cityscapes"
-        if not path.exists():
-            print(f"writing a small Cityscapes sample to {shown(path)}")
-            write_cityscapes_sample(path, num_images=SAMPLE_CITYSCAPES_IMAGES[True], size=(512, 256))
-        return path
-    print(f"{shown(full)} is absent: writing sample data in the Cityscapes format there")
-    write_cityscapes_sample(full, num_images=SAMPLE_CITYSCAPES_IMAGES[False])
-    return full
+    """``data/cityscapes``, or sample data (see :func:`sample_dir`)."""
+    return sample_dir("cityscapes", quick)
 
 
 def latest_checkpoint(*folders: str | Path) -> Path | None:
