@@ -1,11 +1,5 @@
-"""The datasets, in the real on-disk formats, and the one table of what differs between them.
-
-``DATASETS`` maps each name a config can give to its dataset class; the class says what differs:
-its ``class_names`` (empty: they come from the data), its ``layout`` and ``list_pairs`` (the one
-description of its tree, which check-data also reads), its check-data ``value_tables``, how a config
-builds it (``from_config``) and what the data adds to the config (``configure``). Everything outside
-this package asks these instead of comparing dataset names.
-"""
+"""The datasets, in their real on-disk formats, and ``DATASETS``: the one table of what differs between them
+(each class says its classes, layout, checks and how a config builds it; nothing outside asks "which dataset?")."""
 
 from __future__ import annotations
 
@@ -84,11 +78,8 @@ def configure(config: TrainConfig, train_set: Dataset) -> TrainConfig:
 
 
 class FirstItems(Subset):
-    """The first ``count`` items of a dataset (``config.limit``), answering as the dataset does.
-
-    ``ids`` is cut to match; every other attribute (``read_mask``, ``image_path``, ``transform``, ...)
-    is the dataset's own, and item ``i`` here is item ``i`` there, so methods taking an index agree.
-    """
+    """The first ``count`` items of a dataset (``config.limit``): item ``i`` is the dataset's, and so is every
+    attribute but ``ids`` (cut to match), so ``read_mask(i)``, ``image_path(i)``, ... answer as the dataset does."""
 
     def __init__(self, dataset: Dataset, count: int):
         super().__init__(dataset, range(min(count, len(dataset))))
@@ -101,10 +92,7 @@ class FirstItems(Subset):
 
 
 def build_datasets(config: TrainConfig, known=None) -> tuple[Dataset, Dataset]:
-    """The training (augmented) and validation datasets a config describes.
-
-    ``known`` is what check-data found that the dataset would otherwise read again (a folder's classes).
-    """
+    """The training (augmented) and validation datasets a config describes (``known``: a folder's classes, if found)."""
     cls = DATASETS[config.dataset]
     train = cls.from_config(config, "train", config.augment, known)
     val = cls.from_config(config, "val", "none", known)
@@ -114,12 +102,8 @@ def build_datasets(config: TrainConfig, known=None) -> tuple[Dataset, Dataset]:
 
 
 def build_loaders(config: TrainConfig, train: Dataset, val: Dataset) -> tuple[DataLoader, DataLoader]:
-    """DataLoaders for training (shuffled, last partial batch dropped) and validation.
-
-    Inside ``torch.distributed`` training each process gets its own shard: a DistributedSampler
-    for training, and every ``world_size``-th validation image, so summed metrics count each
-    image exactly once.
-    """
+    """DataLoaders for training (shuffled, last partial batch dropped) and validation. Under ``torch.distributed``
+    each process gets a shard (a DistributedSampler; every ``world_size``-th validation image): each image once."""
     distributed = is_distributed()
     pin = torch.cuda.is_available() and config.device != "cpu"
     workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)

@@ -1,16 +1,4 @@
-"""The Kaggle Carvana Image Masking data: 1918x1280 car photos and their binary masks.
-
-Layouts read (``root`` is e.g. ``data/carvana``)::
-
-    train/<id>.jpg            train_masks/<id>_mask.gif   (palette GIF, indices 0/1)
-    train_masks.csv           (img,rle_mask: used when train_masks/ is absent)
-    val/<id>.jpg              val_masks/<id>_mask.gif     (optional, the original project's layout)
-    test/<id>.jpg             (no masks)
-
-Ids are ``<car>_<view>``, e.g. ``00087a6bd4dc_01``; the 16 views of one car share the first 12
-characters. Without a ``val/`` folder, validation is a deterministic split *by car*, so no car
-is seen from one side in training and from another side in validation.
-"""
+"""The Kaggle Carvana Image Masking data: 1918x1280 car photos and their binary masks."""
 
 from __future__ import annotations
 
@@ -20,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from unet_lib.config import TrainConfig
-from unet_lib.data.dataset import PairDataset, hold_out, value_lut
-from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, Pair, by_stem, match
+from unet_lib.data.dataset import PairDataset, hold_out, train_or_val, value_lut, value_table
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, Listing, Pair, by_stem, match
 from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 
@@ -33,9 +21,10 @@ EXPECTED_LAYOUT = """expected a Kaggle Carvana folder like
 Download it from the Carvana Image Masking Challenge on Kaggle, or make sample data with
   python -m unet_lib sample-data carvana data/carvana"""
 
-CAR_ID_LENGTH = 12
+CAR_ID_LENGTH = 12  # ids are <car>_<view> (00087a6bd4dc_01): the 16 views of one car share the first 12 characters
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0  # which cars are held out; fixed, so every run and every notebook holds out the same cars
+MASK_VALUES = ({0, 1}, {0, 255})  # a mask holds 0/1 (the GIFs' palette indices) or 0/255: 255 is the car
 
 
 def car_of(image_id: str) -> str:
@@ -44,10 +33,7 @@ def car_of(image_id: str) -> str:
 
 
 def split_by_car(ids: list[str], val_fraction: float = 0.2, seed: int = SPLIT_SEED) -> tuple[list[str], list[str]]:
-    """Split image ids into (train, val) so that all views of a car land on the same side.
-
-    The split depends only on the set of cars and ``seed``, never on the global random state.
-    """
+    """Split image ids into (train, val) by car: no car is seen from one side in training and another in validation."""
     val_cars = hold_out(sorted({car_of(i) for i in ids}), val_fraction, seed)
     return [i for i in ids if car_of(i) not in val_cars], [i for i in ids if car_of(i) in val_cars]
 
@@ -68,10 +54,7 @@ def read_rle_rows(path: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def list_pairs(root: Path, mode: str = "fine") -> Listing:
-    """``train/<id>.jpg`` with ``train_masks/<id>_mask.gif`` (or a row of ``train_masks.csv``), and ``val/`` likewise.
-
-    ``mode`` is Cityscapes' and is not used here.
-    """
+    """``train/`` with ``train_masks/`` (or ``train_masks.csv``), and ``val/`` likewise (``mode``: Cityscapes')."""
     if not (root / "train").is_dir():
         raise InputError(f"{root / 'train'}: folder not found; {EXPECTED_LAYOUT}")
     listing, where = Listing(), []
@@ -95,24 +78,19 @@ def list_pairs(root: Path, mode: str = "fine") -> Listing:
         listing.parts[name] = found
         listing.problems += unpaired
         where.append(f"{len(found)} in {name}/" + ("" if mask_dir.is_dir() else f" (masks from {csv_path.name})"))
-    held_out = "" if (root / "val").is_dir() else "; validation: whole cars held out"
-    listing.where = ", ".join(where) + held_out
+    listing.where = ", ".join(where) + ("" if (root / "val").is_dir() else "; validation: whole cars held out")
     return listing
 
 
 class CarvanaDataset(PairDataset):
-    """Carvana images with their masks, resized (and augmented) for training.
+    """Carvana photos with their car masks (items: see :class:`PairDataset`; masks of 0 and 1, the car).
 
     Args:
-        root: The Carvana folder (see the module docstring for the layouts read).
-        split: ``"train"``, ``"val"`` or ``"test"`` (test has no masks).
-        size: ``(H, W)`` to resize to, or None for the file's size (1280x1918).
-        augment: ``False``/``"none"``, ``"flip"``, ``"original"`` or ``True``/``"default"`` (see transforms).
-        val_fraction: Share of cars held out for validation when there is no ``val/`` folder.
-        seed: Seed of that split.
-
-    Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W] with values {0, 1})``,
-    or just the image for the test split. ``ids[i]`` is the id of item ``i``.
+        root: The Carvana folder (``EXPECTED_LAYOUT``).
+        split: ``"train"``, ``"val"`` or ``"test"`` (the test photos have no masks: items are images only).
+        size: ``(H, W)`` to resize to, or None for the photos' own 1280x1918.
+        augment: ``"none"``, ``"flip"``, ``"original"`` or ``"default"`` (see ``build_transforms``).
+        val_fraction, seed: Without a ``val/`` folder, the share of cars held out for validation, and which.
     """
 
     name = "carvana"
@@ -124,7 +102,7 @@ class CarvanaDataset(PairDataset):
     background = 0
     markers = SPLITS  # a Kaggle Carvana tree: train/, val/ or test/
     list_pairs = staticmethod(list_pairs)
-    lut = value_lut(foreground_255=True)  # masks hold 0/1, or 0/255 (255 is the car)
+    lut = value_lut(foreground_255=True)
 
     def __init__(
         self,
@@ -140,10 +118,6 @@ class CarvanaDataset(PairDataset):
         self.root, self.split = Path(root), split
         if not self.root.is_dir():
             raise InputError(f"{self.root}: folder not found; {EXPECTED_LAYOUT}")
-        transform = build_transforms(augment, mask_fill=0)
-        super().__init__(self._find(split, val_fraction, seed), size, transform)
-
-    def _find(self, split: str, val_fraction: float, seed: int) -> list[Pair]:
         if split == "test":
             folder = self.root / "test"
             if not folder.is_dir():
@@ -151,33 +125,29 @@ class CarvanaDataset(PairDataset):
             images = by_stem(folder, IMAGE_SUFFIXES, [])
             if not images:
                 raise InputError(f"{folder}: no .jpg images; {EXPECTED_LAYOUT}")
-            return [Pair(images[s], None) for s in sorted(images)]
-        listing = list_pairs(self.root)
-        listing.raise_first(self.root)
-        if not listing.parts["train"]:
-            raise InputError(f"{self.root / 'train'}: no .jpg images; {EXPECTED_LAYOUT}")
-        if "val" in listing.parts:  # the original layout: val/ holds the validation cars
-            return listing.parts[split]
-        pairs = listing.parts["train"]
-        chosen = set(split_by_car([p.id for p in pairs], val_fraction, seed)[split == "val"])
-        return [p for p in pairs if p.id in chosen]
-
-    @staticmethod
-    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
-        """check-data: mask value -> class tables; masks hold 0/1, or 0/255 (255 is the car)."""
-        zero_one, zero_255 = np.full(256, OUTSIDE, dtype=np.int64), np.full(256, OUTSIDE, dtype=np.int64)
-        zero_one[:2], zero_255[0], zero_255[255] = (0, 1), 0, 1
-        return [zero_one, zero_255]
+            pairs = [Pair(images[s], None) for s in sorted(images)]
+        else:
+            listing = list_pairs(self.root)
+            listing.raise_first(self.root)
+            if not listing.parts["train"]:
+                raise InputError(f"{self.root / 'train'}: no .jpg images; {EXPECTED_LAYOUT}")
+            pairs = train_or_val(listing, split, lambda ids: set(split_by_car(ids, val_fraction, seed)[1]))
+        super().__init__(pairs, size, build_transforms(augment, mask_fill=0))
 
     @classmethod
     def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CarvanaDataset:
-        """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
+        """The ``split`` a config describes, at its size (``known`` is for folder trees)."""
         return cls(config.data_dir, split, config.image_size, augment, config.val_fraction)
 
+    @classmethod
+    def value_tables(cls, report) -> list[np.ndarray]:
+        """check-data: one mask value -> class table for each of ``MASK_VALUES``."""
+        return [value_table(cls.lut, sorted(values)) for values in MASK_VALUES]
+
     def check_mask(self, mask: np.ndarray, path: Path) -> np.ndarray:
-        """``mask`` when it holds only {0, 1} or only {0, 255}: anything else is refused, naming ``path``."""
+        """``mask`` when it holds only {0, 1} or only {0, 255}; a one-line error naming ``path`` otherwise."""
         values = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-        if set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}:
+        if any(set(values.tolist()) <= allowed for allowed in MASK_VALUES):
             return mask
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
         raise InputError(

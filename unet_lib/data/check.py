@@ -1,8 +1,4 @@
-"""check-data: what a dataset folder holds, and every problem that would spoil a training run, before it starts.
-
-``check_tree`` reads every mask and the header of every picture (never the whole photo) and returns a
-``DataReport`` whose ``problems`` name one file each. Nothing in the data folder is ever written.
-"""
+"""check-data: what a dataset folder holds, and every problem that would spoil a training run, before it starts."""
 
 from __future__ import annotations
 
@@ -16,9 +12,10 @@ from tqdm.auto import tqdm
 
 from unet_lib.data import DATASETS, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS
+from unet_lib.data.dataset import OUTSIDE
 from unet_lib.data.folder import FolderClasses
 from unet_lib.data.io import image_size
-from unet_lib.data.pairs import OUTSIDE, Pair
+from unet_lib.data.pairs import Pair
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import show_progress
@@ -36,20 +33,17 @@ class MaskResult:
 
 @dataclass
 class DataReport:
-    """What check-data found: ``problems`` (one line each, naming the file), and what the data holds.
-
-    ``results[i]`` is what pair ``i`` holds (check-data's report sums them up); sizes are ``(H, W)``, as
-    ``--size`` takes them. ``class_pixels[c]`` counts the pixels of class ``c``.
-    """
+    """What check-data found: ``problems`` (one line each, naming the file), and what the data holds
+    (``results[i]``: pair ``i``'s; sizes are ``(H, W)``, as ``--size`` takes them)."""
 
     root: Path
     dataset: str
     pairs: int = 0
-    splits: str = ""
+    splits: str = ""  # where the pairs are, in words
     results: list[MaskResult] = field(default_factory=list)
     value_counts: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
     class_names: list[str] = field(default_factory=list)
-    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [len(class_names)]
     ignored_pixels: int = 0
     classes: FolderClasses | None = None  # folder data: what FolderDataset needs
     size: tuple[int, int] | None = None  # the --size asked for
@@ -58,16 +52,14 @@ class DataReport:
 
     @property
     def ok(self) -> bool:
-        """True when the data can be trained on."""
         return not self.problems
 
 
 def read_pair(pair: Pair) -> MaskResult:
-    """Read a pair's picture header and its whole mask; a bad file becomes a problem, not an exception."""
+    """Read a pair's picture header (not the whole photo) and its mask; a bad file is a problem, not an exception."""
     result = MaskResult()
     try:
-        width, height = image_size(pair.image)
-        result.image_size = (height, width)
+        result.image_size = image_size(pair.image)[::-1]  # (H, W)
     except InputError as err:
         result.problems.append(str(err))
     if pair.rle is not None and result.image_size is None:
@@ -86,24 +78,29 @@ def read_pair(pair: Pair) -> MaskResult:
     return result
 
 
-def outside_problem(report: DataReport, mask: Path, counts: np.ndarray, table: np.ndarray) -> str | None:
+def table_for(counts: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
+    """The value table that labels most of a mask's pixels (a Carvana mask holds 0/1 or 0/255), the later on a tie."""
+    return max(reversed(tables), key=lambda table: counts[table != OUTSIDE].sum())
+
+
+def outside_problems(report: DataReport, mask: Path, counts: np.ndarray, table: np.ndarray) -> list[str]:
     """One line when a mask holds values that are no label: anti-aliased edges, or labels beyond classes.txt."""
     outside = np.flatnonzero((table == OUTSIDE) & (counts > 0))
     if not len(outside):
-        return None
+        return []
     pixels = int(counts[outside].sum())
     shown = ", ".join(map(str, outside[:6].tolist())) + (", ..." if len(outside) > 6 else "")
     share = f"{pixels} pixels ({pixels / counts.sum():.1%})"
     beyond = report.dataset == "folder" and (report.root / "classes.txt").is_file()
     if beyond and outside.max() < 128:  # smoothing between 0 and 255 always leaves values near the middle
         count = len(report.class_names)
-        return f"{mask}: labels beyond classes.txt ({count} classes, 0..{count - 1}): {shown} on {share}"
+        return [f"{mask}: labels beyond classes.txt ({count} classes, 0..{count - 1}): {shown} on {share}"]
     if report.dataset == "cityscapes" and outside.max() < 128:
-        return f"{mask}: values {shown} on {share} are no labelId (expected 0..{NUM_LABEL_IDS - 1})"
-    return (
+        return [f"{mask}: values {shown} on {share} are no labelId (expected 0..{NUM_LABEL_IDS - 1})"]
+    return [
         f"{mask}: anti-aliased: {share} hold values outside the classes ({shown}); save masks without smoothing"
         " (nearest-neighbour resize, PNG not JPEG), or threshold them, e.g. mask = (mask >= 128) * 255"
-    )
+    ]
 
 
 def check_tree(
@@ -114,68 +111,47 @@ def check_tree(
     progress: bool | None = None,
     mode: str = "fine",
 ) -> DataReport:
-    """Check a folder, Carvana or Cityscapes tree; the data folder is only read.
-
-    Args:
-        root: The dataset folder.
-        dataset: ``"folder"``, ``"carvana"`` or ``"cityscapes"``; None detects it from the layout.
-        size: The ``(H, W)`` training will resize to, checked against the network's halvings.
-        depth: Halvings of the network (``len(features)``): sizes must be divisible by ``2 ** depth``.
-        progress: Show a progress bar while the masks are read (None: on a terminal or in Jupyter).
-        mode: Cityscapes' annotations to check: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
-
-    Returns:
-        The report; ``report.problems`` is empty when the data can be trained on.
-    """
+    """Check a folder, Carvana or Cityscapes tree (``dataset``; None: detected from the layout), only reading it:
+    ``problems`` is empty when it can be trained on. ``size``: the ``(H, W)`` training resizes to, which ``depth``
+    halvings must divide; ``progress``: a bar while reading (None: on a terminal or in Jupyter); ``mode``: Cityscapes'
+    labels, ``"fine"`` or ``"coarse"``."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; expected a dataset folder to check")
     kind = DATASETS[dataset or detect_dataset(root)]
-    report = DataReport(root, kind.name, size=size, depth=depth)
     listing = kind.list_pairs(root, mode)
-    pairs, report.problems, report.splits = listing.pairs, listing.problems, listing.where
-    report.pairs = len(pairs)
+    pairs = listing.pairs
+    report = DataReport(root, kind.name, len(pairs), listing.where, size=size, depth=depth, problems=listing.problems)
     desc, quiet = f"check-data: reading {len(pairs)} masks", not show_progress(progress)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL: threads in parallel
         report.results = list(tqdm(pool.map(read_pair, pairs), desc=desc, total=len(pairs), leave=False, disable=quiet))
-    for result in report.results:
-        report.problems += result.problems
-        if result.counts is not None:
-            report.value_counts += result.counts
-    tables = kind.value_tables(root, report.value_counts, report)
+    report.problems += [problem for result in report.results for problem in result.problems]
+    report.value_counts += sum(result.counts for result in report.results if result.counts is not None)
+    tables = kind.value_tables(report)
     report.class_names = list(kind.class_names or report.classes.names)
     report.class_pixels = np.zeros(len(report.class_names), dtype=np.int64)
     for pair, result in zip(pairs, report.results, strict=True):
         if result.counts is None:
             continue
-        counts = result.counts
-        table = tables[1] if len(tables) > 1 and counts[255] and counts[255] >= counts[1] else tables[0]
-        if (problem := outside_problem(report, pair.mask, counts, table)) is not None:
-            report.problems.append(problem)
+        table = table_for(result.counts, tables)
+        report.problems += outside_problems(report, pair.mask, result.counts, table)
         labelled = table >= 0
         classes = np.where(table[labelled] == IGNORE_INDEX, len(report.class_names), table[labelled])
-        by_class = np.bincount(classes, weights=counts[labelled], minlength=len(report.class_names) + 1)
+        by_class = np.bincount(classes, weights=result.counts[labelled], minlength=len(report.class_names) + 1)
         report.class_pixels += by_class[:-1].astype(np.int64)
         report.ignored_pixels += int(by_class[-1])
     if not pairs and not report.problems:
         report.problems.append(f"{root}: no pictures with masks found")
-    report.problems += size_problems(report)
+    step = 2**depth
+    if size is not None and (size[0] % step or size[1] % step):
+        problem = f"--size {size[0]}x{size[1]}: not divisible by {step} ({depth} halvings)"
+        report.problems.append(f"{problem}; try --size {fit_size(*size, step)}")
     if len(report.class_names) == 2 and pairs and report.class_pixels.min() == 0:
         missing = report.class_names[int(report.class_pixels.argmin())]
         report.problems.append(
             f"{root}: no pixel of class {missing!r} in any mask: a binary model has nothing to learn"
         )
     return report
-
-
-def size_problems(report: DataReport) -> list[str]:
-    """The ``--size`` asked for, when the network's halvings cannot divide it."""
-    if report.size is None:
-        return []
-    (h, w), step = report.size, 2**report.depth
-    if h % step == 0 and w % step == 0:
-        return []
-    return [f"--size {h}x{w}: not divisible by {step} ({report.depth} halvings); try --size {fit_size(h, w, step)}"]
 
 
 def fit_size(height: int, width: int, step: int) -> str:

@@ -1,13 +1,5 @@
-"""Cityscapes street scenes, read with ``torchvision.datasets.Cityscapes``.
-
-The label PNGs hold the 34 *labelIds*; training and the benchmark use the 19 *trainIds*, and
-every other id (unlabeled, ego vehicle, parking, ...) becomes ``IGNORE_INDEX`` (255)::
-
-    data/cityscapes/
-      leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-      gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
-      gtCoarse/{train,train_extra,val}/<city>/..._gtCoarse_labelIds.png   (mode="coarse")
-"""
+"""Cityscapes street scenes. The label PNGs hold the 34 *labelIds*; training and the benchmark use the 19
+*trainIds*, and every other id (unlabeled, ego vehicle, parking, ...) becomes ``IGNORE_INDEX`` (255)."""
 
 from __future__ import annotations
 
@@ -19,8 +11,8 @@ import torch
 from torchvision.datasets import Cityscapes
 
 from unet_lib.config import AnnotationMode, TrainConfig
-from unet_lib.data.dataset import PairDataset
-from unet_lib.data.pairs import OUTSIDE, Listing, match
+from unet_lib.data.dataset import PairDataset, value_table
+from unet_lib.data.pairs import Listing, match
 from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
@@ -33,7 +25,7 @@ Download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from cityscape
 sample data with
   python -m unet_lib sample-data cityscapes data/cityscapes"""
 
-# The 19 evaluated classes, in trainId order, with their official colours.
+# The 19 evaluated classes, in trainId order, with their official colours (torchvision's table).
 TRAIN_CLASSES = sorted((c for c in Cityscapes.classes if 0 <= c.train_id < 255), key=lambda c: c.train_id)
 CLASS_NAMES = [c.name for c in TRAIN_CLASSES]
 CLASS_COLORS = [c.color for c in TRAIN_CLASSES]
@@ -42,23 +34,15 @@ NUM_LABEL_IDS = 34  # labelIds 0..33 in the label files (the original project's 
 
 
 def label_to_train_lut() -> torch.Tensor:
-    """A 256-entry table mapping each labelId to its trainId, and every ignored id to 255."""
+    """uint8 [256]: each labelId's trainId, and 255 for every id that is not evaluated."""
     lut = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)
-    for c in Cityscapes.classes:
-        if 0 <= c.id < 256 and 0 <= c.train_id < 255:
-            lut[c.id] = c.train_id
+    for c in TRAIN_CLASSES:
+        lut[c.id] = c.train_id
     return lut
 
 
-LABEL_TO_TRAIN = label_to_train_lut()
-
-
 def list_pairs(root: Path, mode: str = "fine", splits: tuple[str, ...] = ("train", "val")) -> Listing:
-    """``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine/<split>/<city>/*_gtFine_labelIds.png``.
-
-    With ``mode="coarse"``, the ``gtCoarse`` labels instead. ``splits``: the parts to list (training reads
-    train and val).
-    """
+    """``leftImg8bit/<split>/<city>/`` with ``gtFine/`` (mode ``"coarse"``: ``gtCoarse/``), for each of ``splits``."""
     gt = "gtFine" if mode == "fine" else "gtCoarse"
     suffix = f"_{gt}_labelIds.png"
     listing, where = Listing(), []
@@ -85,18 +69,15 @@ def list_pairs(root: Path, mode: str = "fine", splits: tuple[str, ...] = ("train
 
 
 class CityscapesDataset(PairDataset):
-    """Cityscapes images with trainId label maps.
+    """Cityscapes pictures with their labels as trainIds (items: see :class:`PairDataset`; 0..18, 255 where not
+    evaluated; ids are ``<city>_<seq>_<frame>``).
 
     Args:
-        root: The Cityscapes folder (see the module docstring).
-        split: ``"train"``, ``"val"`` or ``"test"`` (``"train_extra"`` with mode ``"coarse"``).
-        mode: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
-        size: ``(H, W)`` to resize to, or None for the file size (1024x2048).
-        augment: ``False``/``"none"``, ``"original"`` or ``True``/``"default"``; colour jitter is
-            added whenever augmenting.
-
-    Items are ``(image float [3, H, W] in [0, 1], labels int64 [H, W])`` with trainIds 0..18 and
-    255 for ignored pixels. ``ids[i]`` is ``<city>_<seq>_<frame>``.
+        root: The Cityscapes folder (``EXPECTED_LAYOUT``).
+        split: ``"train"``, ``"val"`` or ``"test"``; with ``mode="coarse"`` also ``"train_extra"``.
+        mode: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse) labels.
+        size: ``(H, W)`` to resize to, or None for the files' own 1024x2048.
+        augment: ``"none"``, ``"original"`` or ``"default"`` (see ``build_transforms``); augmenting adds colour jitter.
     """
 
     name = "cityscapes"
@@ -108,6 +89,7 @@ class CityscapesDataset(PairDataset):
     background = None  # every class is painted
     markers = ("leftImg8bit",)  # a Cityscapes tree
     list_pairs = staticmethod(list_pairs)
+    label_to_train = label_to_train_lut()  # applied as the labels are read
     mismatch = "{image}: image is {w}x{h} but its labels {mask.name} are {mw}x{mh}; expected the same size"
 
     def __init__(
@@ -118,7 +100,7 @@ class CityscapesDataset(PairDataset):
         size: tuple[int, int] | None = None,
         augment: bool | str = False,
     ):
-        self.root = Path(root)
+        self.root, self.split, self.mode = Path(root), split, mode
         if mode not in get_args(AnnotationMode):
             raise InputError(f"mode: expected one of {get_args(AnnotationMode)}, got {mode!r}")
         splits = ("train", "val", "test") if mode == "fine" else ("train", "train_extra", "val")
@@ -130,29 +112,22 @@ class CityscapesDataset(PairDataset):
         listing.raise_first(self.root)
         if not listing.pairs:
             raise InputError(f"{self.root / 'leftImg8bit' / split}: no *_leftImg8bit.png images; {EXPECTED_LAYOUT}")
-        self.split, self.mode = split, mode
         transform = build_transforms(augment, mask_fill=IGNORE_INDEX, color=augment not in (False, "none"))
         super().__init__(listing.pairs, size, transform)
-        self.images, self.targets = [p.image for p in self.pairs], [p.mask for p in self.pairs]
-
-    @staticmethod
-    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
-        """check-data: one mask value -> trainId table (``OUTSIDE`` for values that are no labelId)."""
-        table = np.full(256, OUTSIDE, dtype=np.int64)
-        table[:NUM_LABEL_IDS] = LABEL_TO_TRAIN[:NUM_LABEL_IDS].numpy()
-        table[255] = IGNORE_INDEX
-        return [table]
+        self.images, self.targets = [p.image for p in self.pairs], [p.mask for p in self.pairs]  # as torchvision's
 
     @classmethod
     def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CityscapesDataset:
-        """The ``split`` a config describes, at its size (``known`` is the folder dataset's and not used here)."""
+        """The ``split`` a config describes, at its size (``known`` is for folder trees)."""
         return cls(config.data_dir, split, config.mode, config.image_size, augment)
 
-    def read_raw_mask(self, index: int) -> torch.Tensor:
-        """Full-resolution trainIds of item ``index`` (255 where not evaluated): uint8 [H, W].
+    @classmethod
+    def value_tables(cls, report) -> list[np.ndarray]:
+        """check-data: mask value -> trainId, for the labelIds (and 255)."""
+        return [value_table(cls.label_to_train, [*range(NUM_LABEL_IDS), 255])]
 
-        The labelIds are mapped as they are read, so a picture cache keeps trainIds and ``lut`` changes nothing.
-        """
-        return LABEL_TO_TRAIN[super().read_raw_mask(index).long()]
+    def read_raw_mask(self, index: int) -> torch.Tensor:
+        """The trainIds of item ``index``, uint8 [H, W], mapped as read: a picture cache keeps trainIds."""
+        return self.label_to_train[super().read_raw_mask(index).long()]
 
     read_labels = read_raw_mask  # the trainIds as a tensor

@@ -1,12 +1,9 @@
-"""What the three datasets share: (picture, mask) pairs, read and checked, resized, then transformed.
-
-A dataset says only what differs: how it finds its pairs, which mask values are labels
-(``check_mask``) and which class each value is (``lut``).
-"""
+"""What the three datasets share: (picture, mask) pairs, read and checked, resized, then transformed."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,17 +14,11 @@ from torchvision.transforms import v2
 
 from unet_lib.config import TrainConfig
 from unet_lib.data.io import image_size, read_image
-from unet_lib.data.pairs import Pair
+from unet_lib.data.pairs import Listing, Pair
 from unet_lib.data.transforms import apply, resize_pair
 from unet_lib.errors import InputError
 
-
-def hold_out(ids: list[str], val_fraction: float, seed: int) -> set[str]:
-    """The ids a seeded shuffle holds out for validation: ``val_fraction`` of them, at least one if there are two."""
-    shuffled = list(ids)
-    random.Random(seed).shuffle(shuffled)  # its own generator: the global random state plays no part
-    count = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
-    return set(shuffled[:count])
+OUTSIDE = -1  # in check-data's mask value -> class tables: a value that is no label at all
 
 
 def value_lut(foreground_255: bool = False) -> torch.Tensor:
@@ -38,17 +29,35 @@ def value_lut(foreground_255: bool = False) -> torch.Tensor:
     return lut
 
 
+def value_table(lut: torch.Tensor, labels: list[int]) -> np.ndarray:
+    """check-data's int64 [256] table: ``lut``'s class for each value in ``labels``, ``OUTSIDE`` for the others."""
+    table = np.full(256, OUTSIDE, dtype=np.int64)
+    table[labels] = lut.numpy()[labels]
+    return table
+
+
+def hold_out(ids: list[str], val_fraction: float, seed: int) -> set[str]:
+    """The ids a seeded shuffle holds out for validation: ``val_fraction`` of them, at least one if there are two."""
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)  # its own generator: the global random state plays no part
+    count = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
+    return set(shuffled[:count])
+
+
+def train_or_val(listing: Listing, split: str, held_out: Callable[[list[str]], set[str]]) -> list[Pair]:
+    """The pairs of ``split``: the val/ folder's, or else the training pairs whose ids ``held_out`` picks (or not)."""
+    if "val" in listing.parts:
+        return listing.parts[split]
+    pairs = listing.parts["train"]
+    val_ids = held_out([pair.id for pair in pairs])
+    return [pair for pair in pairs if (pair.id in val_ids) == (split == "val")]
+
+
 class PairDataset(Dataset):
-    """Pictures with their masks, resized (and augmented) for training: the skeleton of every dataset here.
-
-    Args:
-        pairs: One per item, as the dataset's ``list_pairs`` found them (a test picture's mask is None).
-        size: ``(H, W)`` to resize to, or None for each file's own size.
-        transform: Run on each resized pair (see ``build_transforms``).
-
-    Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W] of class indices)``, or just the image
-    when there is no mask (Carvana's test split). ``ids[i]`` is the id of item ``i``.
-    """
+    """Pictures with their masks (``pairs``), resized to ``size`` ``(H, W)`` (None: each file's own) and run through
+    ``transform``: the skeleton of every dataset here, which says only how it finds its pairs, which mask values are
+    labels (``check_mask``) and which class each one is (``lut``). Items are ``(image float [3, H, W] in [0, 1],
+    mask int64 [H, W] of class indices, 255 where ignored)``, or just the image when there is no mask."""
 
     # What each dataset says about itself, for everything that asks (unet_lib.data.DATASETS).
     name: ClassVar[str]
@@ -60,20 +69,17 @@ class PairDataset(Dataset):
     background: ClassVar[int | None]  # the class left unpainted in overlays (None: every class is painted)
     markers: ClassVar[tuple[str, ...]]  # a tree with one of these folders has this dataset's layout
     mismatch: ClassVar[str] = "{image}: image is {w}x{h} but its mask {mask} is {mw}x{mh}; expected the same size"
-    # Mask value -> class index, used after decode (so after a picture cache: a folder's classes may change
-    # while its files stay the same).
+    # Mask value -> class index, used after decode (so after a picture cache: a folder's classes may change).
     lut: torch.Tensor = value_lut()
 
     def __init__(self, pairs: list[Pair], size: tuple[int, int] | None, transform: v2.Compose):
-        self.pairs = pairs
-        self.ids = [pair.id for pair in pairs]
+        self.pairs, self.ids = pairs, [pair.id for pair in pairs]
         self.size = tuple(size) if size is not None else None
         self.transform = transform
         self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
 
     @classmethod
     def looks_like(cls, root: Path) -> bool:
-        """Whether ``root`` has this dataset's layout: one of its ``markers`` folders."""
         return any((root / marker).is_dir() for marker in cls.markers)
 
     @classmethod
@@ -85,7 +91,6 @@ class PairDataset(Dataset):
         return len(self.pairs)
 
     def image_path(self, index: int) -> Path:
-        """The picture of item ``index``."""
         return self.pairs[index].image
 
     def mask_path(self, index: int) -> Path | None:
@@ -93,7 +98,7 @@ class PairDataset(Dataset):
         return self.pairs[index].mask
 
     def source_files(self, index: int) -> list[Path]:
-        """The files item ``index`` is decoded from: its picture, and its mask file if it has one."""
+        """The files item ``index`` is decoded from (what a picture cache watches)."""
         return [path for path in (self.image_path(index), self.mask_path(index)) if path is not None]
 
     def check_mask(self, mask: np.ndarray, path: Path) -> np.ndarray:
@@ -112,7 +117,7 @@ class PairDataset(Dataset):
         return self.lut[self.read_raw_mask(index).long()].numpy()
 
     def decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decoded (and, with ``size``, resized) uint8 image [3, H, W] and mask [H, W] or None, read from the files."""
+        """Item ``index`` from its files: uint8 image [3, H, W] and raw mask [H, W] (or None), resized to ``size``."""
         path = self.image_path(index)
         image = read_image(path, min_size=self.size)  # a JPEG may be decoded at a smaller scale: compare headers
         mask = None if self.mask_path(index) is None else self.read_raw_mask(index)

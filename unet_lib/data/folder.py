@@ -1,27 +1,17 @@
-"""Your own data: pictures and single-channel PNG masks whose pixel values are class indices.
-
-Layout read (``root`` is e.g. ``data/shapes``)::
-
-    images/<stem>.jpg (.jpeg, .png)      masks/<stem>.png      (255 in a mask: ignored)
-    classes.txt                          (optional: line i names class i)
-    val/images/..., val/masks/...        (optional; without it a seeded share is held out)
-
-Without ``classes.txt`` the masks' values decide: only {0, 1} or only {0, 255} is binary (255 is then
-the foreground), anything else has as many classes as the largest value + 1.
-"""
+"""Your own data: pictures and single-channel PNG masks whose pixel values are class indices (255: ignored)."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from unet_lib.config import TrainConfig
-from unet_lib.data.dataset import PairDataset, hold_out, value_lut
+from unet_lib.data.dataset import OUTSIDE, PairDataset, hold_out, train_or_val, value_lut, value_table
 from unet_lib.data.io import read_class_mask
-from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, OUTSIDE, Listing, by_stem, match
+from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, Listing, by_stem, match
 from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
@@ -39,12 +29,8 @@ SPLIT_SEED = 0  # which pictures are held out when there is no val/ folder; fixe
 
 @dataclass(frozen=True)
 class FolderClasses:
-    """The classes of a folder tree.
-
-    Args:
-        names: Line i names class i (two names: a binary task, trained with one output channel).
-        foreground_255: Masks hold 0/255 and no ``classes.txt`` says otherwise: 255 is the foreground.
-    """
+    """The classes of a folder tree: ``names[i]`` names class ``i``. ``foreground_255``: the masks hold 0/255 and
+    no ``classes.txt`` says otherwise, so 255 is the foreground."""
 
     names: tuple[str, ...]
     foreground_255: bool = False
@@ -55,11 +41,8 @@ class FolderClasses:
         return len(self.names) == 2
 
     def table(self) -> np.ndarray:
-        """int64 [256]: mask value -> class index, 255 (ignored) or ``OUTSIDE`` for a value that is no label."""
-        table = np.full(256, OUTSIDE, dtype=np.int64)
-        table[: len(self.names)] = np.arange(len(self.names))
-        table[255] = 1 if self.foreground_255 else IGNORE_INDEX
-        return table
+        """check-data's mask value -> class table: the class indices and 255 are labels."""
+        return value_table(value_lut(self.foreground_255), [*range(len(self.names)), 255])
 
 
 def read_classes_file(path: Path) -> tuple[str, ...]:
@@ -81,16 +64,9 @@ def read_classes_file(path: Path) -> tuple[str, ...]:
 
 
 def classes_from_counts(counts: np.ndarray) -> FolderClasses:
-    """The classes that mask values imply when there is no ``classes.txt``.
-
-    Args:
-        counts: int64 [256], pixels of each mask value over the whole tree.
-
-    Returns:
-        Binary for {0, 1} (255 ignored) or {0, 255} (255 the foreground); likewise for 0/255 masks whose
-        edges were smoothed (values near 128, fewer pixels than 255: the check reports them); otherwise
-        one class per value up to the largest (255 ignored).
-    """
+    """The classes that the masks' value ``counts`` (int64 [256]) imply: binary for {0, 1} (255 ignored) or {0, 255}
+    (255 the foreground), and for 0/255 masks with smoothed edges (values near 128, fewer pixels than 255:
+    check-data reports them); otherwise one class per value up to the largest (255 ignored)."""
     present = set(np.flatnonzero(counts).tolist())
     binary_names = ("background", "foreground")
     if present <= {0, 1, 255}:
@@ -103,10 +79,10 @@ def classes_from_counts(counts: np.ndarray) -> FolderClasses:
 
 
 def list_pairs(root: Path, mode: str = "fine") -> Listing:
-    """``images/<stem>.jpg|png`` with ``masks/<stem>.png``, and the same under ``val/`` (``mode`` is Cityscapes')."""
+    """``images/`` with ``masks/``, and the same under ``val/`` (``mode`` is Cityscapes')."""
     if not (root / "images").is_dir():
         raise InputError(f"{root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
-    listing, parts = Listing(), {"train": (root / "images", root / "masks")}
+    listing, where, parts = Listing(), [], {"train": (root / "images", root / "masks")}
     problems, val_images, val_masks = listing.problems, root / "val" / "images", root / "val" / "masks"
     if val_images.is_dir() and val_masks.is_dir():
         parts["val"] = (val_images, val_masks)
@@ -129,20 +105,19 @@ def list_pairs(root: Path, mode: str = "fine") -> Listing:
         )
         listing.parts[name] = found
         problems += unpaired
-    counts = [len(pairs) for pairs in listing.parts.values()]
-    listing.where = f"{counts[0]} in images/" + (f", {counts[1]} in val/images/" if len(counts) > 1 else "")
-    if len(counts) == 1:
-        listing.where += "; no val/ folder: a seeded share is held out for validation"
+        where.append(f"{len(found)} in {image_dir.relative_to(root)}/")
+    held_out = "" if "val" in parts else "; no val/ folder: a seeded share is held out for validation"
+    listing.where = ", ".join(where) + held_out
     return listing
 
 
-def folder_classes(root: str | Path, progress: bool = False) -> FolderClasses:
-    """The classes of a folder tree: from ``classes.txt``, or else by reading every mask (see the module docstring)."""
-    from tqdm.auto import tqdm
-
+def folder_classes(root: str | Path, counts: np.ndarray | None = None, progress: bool = False) -> FolderClasses:
+    """The classes of a folder tree: from ``classes.txt``, or else the masks' value ``counts`` (None: read them)."""
     root = Path(root)
     if (root / "classes.txt").is_file():
         return FolderClasses(read_classes_file(root / "classes.txt"))
+    if counts is not None:
+        return classes_from_counts(counts)
     masks = [pair.mask for pair in list_pairs(root).pairs if pair.mask.suffix.lower() == ".png"]
     if not masks:
         raise InputError(f"{root / 'masks'}: no .png masks; {EXPECTED_LAYOUT}")
@@ -153,19 +128,15 @@ def folder_classes(root: str | Path, progress: bool = False) -> FolderClasses:
 
 
 class FolderDataset(PairDataset):
-    """Pictures of your own with their class masks, resized (and augmented) for training.
+    """Pictures of your own with their class masks (items: see :class:`PairDataset`; ids are the files' stems).
 
     Args:
-        root: The folder (see the module docstring for the layout).
+        root: The folder (``EXPECTED_LAYOUT``).
         split: ``"train"`` or ``"val"``.
         size: ``(H, W)`` to resize to, or None for each file's own size.
-        augment: ``False``/``"none"``, ``"flip"``, ``"original"`` or ``True``/``"default"`` (see transforms).
-        val_fraction: Share of the pictures held out for validation when there is no ``val/`` folder.
-        classes: The tree's classes, when already known (by ``folder_classes`` or ``check-data``).
-        seed: Seed of the held-out share.
-
-    Items are ``(image float [3, H, W] in [0, 1], mask int64 [H, W])`` with class indices and 255 for
-    ignored pixels. ``ids[i]`` is the file stem of item ``i``.
+        augment: ``"none"``, ``"flip"``, ``"original"`` or ``"default"`` (see ``build_transforms``).
+        val_fraction, seed: Without a ``val/`` folder, the share of pictures held out for validation, and which.
+        classes: The tree's classes when already known (check-data found them); None: read them here.
     """
 
     name = "folder"
@@ -191,46 +162,34 @@ class FolderDataset(PairDataset):
         if split not in ("train", "val"):
             raise InputError(f"split: expected 'train' or 'val' for a folder dataset, got {split!r}")
         self.root, self.split = Path(root), split
-        if not (self.root / "images").is_dir():
-            raise InputError(f"{self.root / 'images'}: folder not found; {EXPECTED_LAYOUT}")
         listing = list_pairs(self.root)
         listing.raise_first(self.root)
         if not listing.parts["train"]:
             raise InputError(f"{self.root / 'images'}: no .jpg, .jpeg or .png pictures; {EXPECTED_LAYOUT}")
         self.classes = classes or folder_classes(self.root)
         self.lut = value_lut(self.classes.foreground_255)  # 255 stays ignored unless it is the foreground
-        pairs = listing.parts["val" if split == "val" and "val" in listing.parts else "train"]
-        if "val" not in listing.parts:  # no val/ folder: hold out a seeded share
-            held_out = hold_out([pair.id for pair in pairs], val_fraction, seed)
-            pairs = [pair for pair in pairs if (pair.id in held_out) == (split == "val")]
+        pairs = train_or_val(listing, split, lambda ids: hold_out(ids, val_fraction, seed))
         super().__init__(pairs, size, build_transforms(augment, mask_fill=0 if self.classes.binary else IGNORE_INDEX))
 
     @classmethod
-    def from_config(
-        cls, config: TrainConfig, split: str, augment: str = "none", known: FolderClasses | None = None
-    ) -> FolderDataset:
+    def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> FolderDataset:
         """The ``split`` a config describes, at its size; ``known``: the classes, if check-data found them."""
         return cls(config.data_dir, split, config.image_size, augment, config.val_fraction, known)
 
     @staticmethod
-    def value_tables(root: Path, counts: np.ndarray, report) -> list[np.ndarray]:
+    def value_tables(report) -> list[np.ndarray]:
         """check-data: one mask value -> class table, from ``classes.txt`` or the values; sets ``report.classes``."""
-        names_file = root / "classes.txt"
         try:
-            report.classes = FolderClasses(read_classes_file(names_file)) if names_file.is_file() else None
-        except InputError as err:
+            report.classes = folder_classes(report.root, report.value_counts)
+        except InputError as err:  # a bad classes.txt: one more problem, and the values decide
             report.problems.append(str(err))
-        report.classes = report.classes or classes_from_counts(counts)
+            report.classes = classes_from_counts(report.value_counts)
         return [report.classes.table()]
 
     @classmethod
     def configure(cls, config: TrainConfig, dataset: FolderDataset) -> TrainConfig:
-        """``config`` with the data's class names and a loss that fits their number.
-
-        Two classes train one output channel with ``config.loss`` (BCE or BCE + Dice), more train with
-        cross-entropy. A config that already names its classes is returned as it is (a different
-        number of classes in the data is an error).
-        """
+        """``config`` with the data's class names and a loss that fits: two classes train one output channel with
+        ``config.loss`` (BCE or BCE + Dice), more cross-entropy. A config naming as many classes is kept as it is."""
         names = dataset.classes.names
         if config.class_names:
             if len(config.class_names) != len(names):
@@ -239,9 +198,9 @@ class FolderDataset(PairDataset):
                     f"{len(config.class_names)} ({', '.join(config.class_names)})"
                 )
             return config
-        binary = len(names) == 2
+        binary = dataset.classes.binary
         loss = config.loss if binary == (config.loss != "ce") else ("bce_dice" if binary else "ce")
-        return dataclasses.replace(config, class_names=tuple(names), loss=loss)
+        return replace(config, class_names=tuple(names), loss=loss)
 
     def check_mask(self, mask: np.ndarray, path: Path) -> np.ndarray:
         """``mask`` when every value is a class index or 255; a one-line error naming ``path`` otherwise."""

@@ -1,9 +1,4 @@
-"""Reading images and masks from disk, with one clear error per bad file.
-
-JPEGs are decoded straight at a reduced scale when the network needs a smaller picture
-(libjpeg's DCT-domain scaling: 1918x1280 at 1/4 is 480x320), which is much faster than
-decoding at full size and resizing afterwards.
-"""
+"""Reading pictures and masks from disk, with one clear error per bad file."""
 
 from __future__ import annotations
 
@@ -18,10 +13,10 @@ from unet_lib.errors import InputError
 
 
 def _open(path: Path) -> Image.Image:
+    """Open an image lazily: only its header is read."""
     try:
         with warnings.catch_warnings():
-            # PIL only warns about headers claiming 89 to 179 megapixels; decoding them would be slow
-            # and huge, and no photo of this project is near that size.
+            # PIL only warns about 89 to 179 megapixels: decoding would be slow and huge, and no photo is near that.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
     except FileNotFoundError:
@@ -49,17 +44,13 @@ def _load(image: Image.Image, path: Path) -> Image.Image:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only."""
-    path = Path(path)
-    with _open(path) as image:
+    with _open(Path(path)) as image:
         return image.size
 
 
 def _draft_request(size: tuple[int, int], min_size: tuple[int, int]) -> tuple[int, int]:
-    """The (W, H) to ask ``Image.draft`` for so that it picks the largest scale still >= ``min_size``.
-
-    libjpeg rounds the scaled size up (1918 / 4 -> 480) but PIL picks the scale by rounding down
-    (1918 // 480 = 3 -> 1/2), so asking for 480 wide directly would decode twice as many pixels.
-    """
+    """The (W, H) to ask ``Image.draft`` for to get the smallest scale still >= ``min_size``: libjpeg rounds the scaled
+    size up (1918 / 4 -> 480), PIL picks the scale rounding down (1918 // 480 = 3 -> 1/2: twice the pixels)."""
     width, height = size
     for scale in (8, 4, 2):
         if -(-width // scale) >= min_size[1] and -(-height // scale) >= min_size[0]:  # ceil division
@@ -68,18 +59,9 @@ def _draft_request(size: tuple[int, int], min_size: tuple[int, int]) -> tuple[in
 
 
 def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Read an image as RGB.
-
-    Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted, not refused.
-
-    Args:
-        path: Image file.
-        min_size: ``(H, W)`` the caller will resize to; a JPEG is then decoded at the smallest
-            DCT scale (1/2, 1/4, 1/8) that is still at least this big.
-
-    Returns:
-        uint8 tensor [3, H, W].
-    """
+    """Read a picture as uint8 RGB [3, H, W] (see ``rgb_tensor``). With ``min_size``, the ``(H, W)`` the caller
+    will resize to, a JPEG is decoded straight at the smallest scale (1/2, 1/4, 1/8) still that big: libjpeg
+    scales in the DCT domain (1918x1280 at 1/4 is 480x320), much faster than decoding at full size."""
     path = Path(path)
     with _open(path) as opened:  # closes the file, whatever happens below
         if min_size is not None and opened.format == "JPEG":
@@ -88,8 +70,7 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> tor
 
 
 def rgb_tensor(image: Image.Image) -> torch.Tensor:
-    """A decoded PIL image as uint8 RGB ``[3, H, W]``: grayscale, palette, RGBA (alpha dropped) and
-    16-bit images converted."""
+    """A decoded PIL image as uint8 RGB [3, H, W]: grayscale, palette, RGBA (alpha dropped), 16-bit converted."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit (or 32-bit int) grayscale: scale to 8 bits by the type's range.
         array = np.asarray(image, dtype=np.float64)
@@ -104,11 +85,8 @@ SINGLE_CHANNEL_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")  # P: pale
 
 
 def read_class_mask(path: str | Path) -> tuple[np.ndarray, str]:
-    """Read a single-channel mask of class indices (any 8- or 16-bit mode, palette indices as stored).
-
-    Returns:
-        ``(uint8 [H, W], the file's PIL mode)``; a colour picture or values above 255 are refused.
-    """
+    """Read a single-channel mask of class indices: ``(uint8 [H, W], the file's PIL mode)``. Any 8- or 16-bit mode
+    is read (a palette's indices as stored); a colour picture or values above 255 are refused."""
     path = Path(path)
     with _open(path) as opened:
         image = _load(opened, path)

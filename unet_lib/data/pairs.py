@@ -1,8 +1,4 @@
-"""Finding (picture, mask) pairs in a tree: the helpers each dataset's ``list_pairs`` is written with.
-
-A dataset describes its layout once, in its ``list_pairs``; the dataset reads the pairs it lists and
-check-data reports every stray file it finds, so one run of check-data names all of them.
-"""
+"""Finding (picture, mask) pairs in a tree: the helpers each dataset's ``list_pairs`` is written with."""
 
 from __future__ import annotations
 
@@ -17,13 +13,12 @@ from unet_lib.data.rle import rle_decode
 from unet_lib.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # pictures a dataset reads
-OUTSIDE = -1  # in a mask value -> class table: a value that is no label at all
 MASK_SUFFIXES = (".png", ".gif", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # found, so that a JPEG mask is named
 
 
 @dataclass(frozen=True)
 class Pair:
-    """A picture and its mask file (for Carvana's CSV: the CSV, and the mask's RLE row; a test picture: None)."""
+    """A picture and its mask file (Carvana's CSV: the CSV, and the mask's RLE row; a test picture: None)."""
 
     image: Path
     mask: Path | None
@@ -46,8 +41,8 @@ class Pair:
 
 @dataclass
 class Listing:
-    """What a tree holds: the pairs of each part (``"train"``, ``"val"``...), one problem per stray or bad
-    file, and where the pairs are, in words (check-data prints it)."""
+    """What a tree holds: the pairs of each part (``"train"``, ``"val"``...), one problem per stray or bad file (the
+    dataset stops at the first, check-data names them all), and where the pairs are, in words."""
 
     parts: dict[str, list[Pair]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -55,7 +50,6 @@ class Listing:
 
     @property
     def pairs(self) -> list[Pair]:
-        """Every pair, part after part."""
         return [pair for pairs in self.parts.values() for pair in pairs]
 
     def raise_first(self, root: Path) -> None:
@@ -67,7 +61,7 @@ class Listing:
 
 
 def by_stem(folder: Path, suffixes: tuple[str, ...], problems: list[str], name=lambda p: p.stem) -> dict[str, Path]:
-    """``{name(file): file}`` of the files in ``folder`` with one of ``suffixes``; a second file of a name is a problem."""
+    """``{name(file): file}`` of the files in ``folder`` with one of ``suffixes``; a second of a name is a problem."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()) if folder.is_dir() else ():
         if path.is_file() and path.suffix.lower() in suffixes:

@@ -1,9 +1,5 @@
-"""Run-length decoding of binary masks, in the format of Kaggle's Carvana ``train_masks.csv``
-(the encoder, for submissions, is ``cli.carvana.rle_encode``).
-
-A mask is flattened in row-major order (row after row) and written as 1-indexed
-``"start length start length ..."`` pairs, one pair per run of foreground pixels.
-"""
+"""Decoding Kaggle Carvana's run-length masks (``train_masks.csv``; the encoder is ``cli.carvana.rle_encode``): a
+mask is flattened row after row and written as 1-indexed ``"start length ..."`` pairs, one per run of car pixels."""
 
 from __future__ import annotations
 
@@ -17,18 +13,8 @@ _TOKENS = re.compile(r"[0-9]+(?:\s+[0-9]+)*", re.ASCII)
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
-    """Decode Carvana run-length pairs into a mask.
-
-    Args:
-        rle: ``"start length ..."`` pairs (1-indexed, row-major); ``""`` means an empty mask.
-        shape: ``(height, width)`` of the mask.
-
-    Returns:
-        uint8 array of shape (H, W) with values 0/1.
-
-    Raises:
-        InputError: If the string is malformed or a run falls outside the image.
-    """
+    """Decode Carvana run-length pairs (``""``: an empty mask) into a uint8 mask of 0/1 of ``shape`` ``(H, W)``;
+    a malformed string or a run outside the image is an ``InputError``."""
     try:
         height, width = (int(n) for n in shape)
     except (TypeError, ValueError):

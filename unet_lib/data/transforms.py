@@ -1,9 +1,5 @@
-"""Joint image + mask transforms built on ``torchvision.transforms.v2``.
-
-The image travels as ``tv_tensors.Image`` and the mask as ``tv_tensors.Mask``: v2 then resizes
-the image bilinearly and the mask with nearest neighbour, and applies the *same* random flip or
-rotation to both. (Two plain tensors would leave the mask untouched, silently.)
-"""
+"""Joint image + mask transforms with ``torchvision.transforms.v2``: the mask travels as ``tv_tensors.Mask`` and
+so gets the picture's random flips and rotations (a plain tensor would be left alone, silently)."""
 
 from __future__ import annotations
 
@@ -19,23 +15,10 @@ AUGMENTS = get_args(AugmentKind)
 
 
 def build_transforms(augment: AugmentKind | bool = "none", mask_fill: int = 0, color: bool = False) -> v2.Compose:
-    """Transforms for an ``(image, mask)`` pair.
-
-    The datasets resize first (:func:`resize_pair`, so the mask stays aligned with the picture),
-    then run these.
-
-    Args:
-        augment: ``"none"``, ``"flip"`` (horizontal flips only), ``"original"`` (the original
-            project's flips and rotation) or ``"default"`` (flips plus small shifts, scales and
-            rotations); ``True`` means ``"default"``.
-        mask_fill: Mask value for pixels that rotation moves in from outside the picture:
-            0 (background) for Carvana, ``IGNORE_INDEX`` for Cityscapes.
-        color: Add colour jitter (used for Cityscapes).
-
-    Returns:
-        A ``v2.Compose`` taking ``(tv_tensors.Image uint8, tv_tensors.Mask)`` and returning the
-        image as float32 in [0, 1] and the mask unchanged in dtype.
-    """
+    """Transforms for a resized (uint8 ``Image``, ``Mask``) pair; the image comes out float32 in [0, 1]. ``augment``:
+    ``"none"``, ``"flip"`` (horizontal flips), ``"original"`` (the original project's flips and rotation) or
+    ``"default"`` (True: flips and small shifts, scales and rotations); ``mask_fill``: the mask value that rotation
+    brings in from outside the picture (0 for Carvana, ``IGNORE_INDEX`` for Cityscapes); ``color``: colour jitter."""
     kind = "default" if augment is True else "none" if augment is False else augment
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
     steps = {
@@ -61,11 +44,7 @@ def build_transforms(augment: AugmentKind | bool = "none", mask_fill: int = 0, c
 def apply(
     transform: v2.Compose, image: torch.Tensor, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run ``transform`` on a uint8 image [3, H, W] and an optional mask [H, W].
-
-    Returns:
-        ``(image float [3, H', W'], mask int64 [H', W'] or None)`` as plain tensors.
-    """
+    """Run ``transform`` on a uint8 image [3, H, W] and a mask [H, W] or None; plain tensors back, the mask int64."""
     if mask is None:
         return transform(tv_tensors.Image(image)).as_subclass(torch.Tensor), None
     image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
@@ -78,8 +57,7 @@ def resize_pair(
     """Resize a uint8 image [3, H, W] bilinearly (antialiased) and its mask [H, W] by nearest neighbour."""
     image = v2.functional.resize(tv_tensors.Image(image), list(size), antialias=True).as_subclass(torch.Tensor)
     if mask is not None:
-        # NEAREST_EXACT samples pixel centres like the antialiased image resize; plain NEAREST
-        # would shift the mask half a pixel against the picture.
+        # NEAREST_EXACT samples pixel centres like the image resize; NEAREST would shift the mask half a pixel.
         mask = v2.functional.resize(
             tv_tensors.Mask(mask[None]), list(size), interpolation=v2.InterpolationMode.NEAREST_EXACT
         ).as_subclass(torch.Tensor)[0]
