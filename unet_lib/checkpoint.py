@@ -1,10 +1,5 @@
-"""Saving and loading checkpoints (the original project's ``.h5`` files too: ``cli/original.py``).
-
-A checkpoint is a plain dict of tensors and Python values (model, optimizer, scheduler, epoch,
-config, metrics, class names...), written to a temporary file and renamed, so a crash never
-leaves a half-written file. Loading uses ``weights_only=True``: a file crafted to run code on
-load is refused instead of executed.
-"""
+"""Saving and loading checkpoints: a plain dict of tensors and Python values (model, optimizer, epoch, config,
+metrics, ...), written atomically, loaded with ``weights_only=True``, and the run's JSON files beside them."""
 
 from __future__ import annotations
 
@@ -14,7 +9,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,10 +21,8 @@ from unet_lib.model import UNet
 
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and rename it to ``path`` once the block ends without error.
-
-    A crash or an interruption leaves the old file intact and no half-written one behind.
-    """
+    """Open a temporary file beside ``path`` and rename it to ``path`` once the block ends without error:
+    a crash or an interruption leaves the old file intact and no half-written one behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -45,7 +38,7 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterat
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: the old file stays intact until the new one is complete."""
+    """Write ``state`` (a dict of tensors and plain values) to ``path`` with :func:`atomic_write`."""
     with atomic_write(path) as f:
         torch.save(state, f)
     return Path(path)
@@ -76,12 +69,14 @@ def write_json(value: Any, path: str | Path) -> None:
 
 
 def _first_line(err: Exception) -> str:
+    """An error's first line, at most 160 characters, to quote in a one-line message."""
     lines = str(err).strip().splitlines()
     return lines[0][:160] if lines else ""
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``), with one clear error per bad file."""
+    """Load a checkpoint with ``weights_only=True``: a file crafted to run code on load is refused, not run.
+    Every bad file is one clear error."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint file not found")
@@ -101,14 +96,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def _state_dict_of(state: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    if "model" in state and isinstance(state["model"], dict):
-        return state["model"]
-    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
-        return state  # a bare state_dict, as the original project saved
-    raise InputError(f"{path}: not a U-Net checkpoint: no 'model' weights inside (keys: {sorted(state)[:6]})")
-
-
 def infer_arch(state_dict: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> dict[str, Any]:
     """Read a U-Net's constructor arguments off its weights' shapes."""
     try:
@@ -120,9 +107,8 @@ def infer_arch(state_dict: dict[str, torch.Tensor], path: str | Path = "checkpoi
         raise InputError(
             f"{path}: not a U-Net state_dict: expected keys downs.N.conv.0.weight and final_conv.weight"
         ) from None
-    block = (
-        "residual" if "downs.0.shortcut.0.weight" in state_dict or "downs.0.conv.3.bias" not in state_dict else "double"
-    )
+    residual = "downs.0.shortcut.0.weight" in state_dict or "downs.0.conv.3.bias" not in state_dict
+    block = "residual" if residual else "double"
     upsample = "transpose" if "upconvs.0.weight" in state_dict else "bilinear"
     return dict(in_channels=in_channels, num_classes=num_classes, features=features, block=block, upsample=upsample)
 
@@ -151,16 +137,19 @@ def model_from_checkpoint(
     """Build the U-Net a checkpoint describes and load its weights.
 
     Args:
-        path: A checkpoint written by this project, or an original project ``.h5`` file.
-        num_classes: If given, the class count the caller expects; another one is an error.
+        path: A checkpoint of this project, or an original project ``.h5`` file (a bare state_dict).
+        num_classes: The class count the caller expects, if any; another one is an error.
 
     Returns:
-        ``(model in eval mode, the checkpoint dict)``, ``arch`` always filled in; for a bare
-        state_dict the dict has only ``model`` and ``arch``.
+        ``(model in eval mode, the checkpoint dict)``, with ``arch`` always filled in.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location)
-    state_dict = _state_dict_of(state, path)
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        state = {"model": state}  # a bare state_dict
+    if not isinstance(state.get("model"), dict):
+        raise InputError(f"{path}: not a U-Net checkpoint: no 'model' weights inside (keys: {sorted(state)[:6]})")
+    state_dict = state["model"]
     arch = state.get("arch") or infer_arch(state_dict, path)
     if num_classes is not None and arch["num_classes"] != num_classes:
         raise InputError(
@@ -168,10 +157,7 @@ def model_from_checkpoint(
         )
     model = UNet(**arch)
     load_weights(model, state_dict, path)
-    if state is state_dict:
-        state = {"model": state_dict}
-    state = {**state, "arch": arch}
-    return model.eval(), state
+    return model.eval(), {**state, "arch": arch}
 
 
 def new_run_dir(base: str | Path, prefix: str = "run") -> Path:
@@ -182,8 +168,7 @@ def new_run_dir(base: str | Path, prefix: str = "run") -> Path:
     number = max(taken, default=0) + 1
     while True:
         path = base / f"{prefix}-{number:03d}"
-        try:
+        with suppress(FileExistsError):  # another run may have taken it since the glob
             path.mkdir()
             return path
-        except FileExistsError:
-            number += 1
+        number += 1

@@ -1,7 +1,5 @@
 """Training configuration: one frozen dataclass, and named recipes built from it.
-
-Change a field with ``dataclasses.replace(config, lr=3e-4)``; every default has a comment.
-"""
+Change a field with ``dataclasses.replace(config, lr=3e-4)``; every default has a comment."""
 
 from __future__ import annotations
 
@@ -18,19 +16,16 @@ OptimizerName = Literal["adam", "adamw"]  # Adam (the original), or AdamW (decou
 SchedulerName = Literal["none", "onecycle"]  # constant lr (the original), or warm-up then cosine decay
 AugmentKind = Literal["none", "flip", "original", "default"]  # see data/transforms.py
 AnnotationMode = Literal["fine", "coarse"]  # Cityscapes' gtFine or gtCoarse label files
-CacheMode = Literal["disk", "memory", "none"]  # decoded pictures: one shared file, a copy per process, or none
+CacheMode = Literal["disk", "memory", "none"]  # decoded pictures: one shared file, a copy per worker, or none
+RUNTIME_FIELDS = ("num_workers", "cache", "device", "threads", "progress")  # where and how a run is carried out
 
 
 class ConfigError(ValueError):
     """A config field holds a value it cannot take; the message names the field and what it expects."""
 
 
-RUNTIME_FIELDS = ("num_workers", "cache", "device", "threads", "progress")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    # The allowed values of each Literal field are defined once, by the module that uses them.
     dataset: DatasetName = "carvana"  # "carvana" (binary car masks), "cityscapes" (19 street classes) or "folder"
     data_dir: str = "data/carvana"  # dataset folder, see README for the layouts read
     class_names: tuple[str, ...] = ()  # folder: one name per class, filled from the data by train
@@ -49,14 +44,10 @@ class TrainConfig:
     mode: AnnotationMode = "fine"  # cityscapes annotations: "fine" (gtFine) or "coarse" (gtCoarse)
     val_fraction: float = 0.2  # carvana: share of cars held out when the data has no val/ folder
     limit: int | None = None  # use only the first N training and validation images (quick runs)
-    # "disk": decoded, resized pictures written once to one file in ~/.cache/unet_lib that every worker and
-    # later run shares; "memory": each worker keeps its own copy (grows to workers x the data); "none"
-    cache: CacheMode = "disk"
+    cache: CacheMode = "disk"  # "disk": a file in ~/.cache/unet_lib, shared by workers and runs; "memory": per worker
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the training process
     device: str = "auto"  # "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1", ...
-    threads: int | None = (
-        None  # CPU threads for PyTorch; None: its default. Runs are bit-identical only with the same count
-    )
+    threads: int | None = None  # CPU threads for PyTorch (None: its default); bit-identical runs need equal counts
     progress: bool | None = None  # progress bars; None: on a terminal or in Jupyter, one line per epoch otherwise
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
     channels_last: bool = False  # NHWC memory layout: faster convolutions with AMP on recent GPUs
@@ -109,6 +100,9 @@ class TrainConfig:
 
 
 _ORIGINAL = dict(optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="none", loss="bce", augment="original")
+_SMALL = (16, 32, 64, 128)  # the quick recipes' encoder widths: about 2 M parameters
+_CITYSCAPES = dict(dataset="cityscapes", data_dir="data/cityscapes", loss="ce")
+_FOLDER = dict(dataset="folder", data_dir="data/folder")
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The original project's Carvana runs (Adam 1e-4, BCE, constant lr, flips + rotations).
@@ -118,43 +112,19 @@ RECIPES: dict[str, dict[str, Any]] = {
     "recommended": dict(image_size=(320, 480), batch_size=8, lr=1e-3, num_epochs=20),
     # A small network on small pictures: trains on a laptop CPU in a few minutes. Flips only:
     # with 30 short epochs, shifts and rotations slow it down more than they help.
-    "demo": dict(
-        image_size=(96, 144), features=(16, 32, 64, 128), batch_size=8, lr=2e-3, num_epochs=30, augment="flip"
-    ),
+    "demo": dict(image_size=(96, 144), features=_SMALL, batch_size=8, lr=2e-3, num_epochs=30, augment="flip"),
     # Quick mode (UNET_QUICK=1, CI and the committed notebook outputs): the demo's network on 64x96
     # pictures; batch 4 gives enough steps in 5 epochs (batch 8 was unreliable).
-    "quick": dict(image_size=(64, 96), features=(16, 32, 64, 128), batch_size=4, lr=2e-3, num_epochs=5, augment="flip"),
-    # Cityscapes: the original (160x320, cross-entropy) and the recommended recipe.
-    "cityscapes-original": dict(
-        _ORIGINAL, dataset="cityscapes", data_dir="data/cityscapes", loss="ce", image_size=(160, 320), batch_size=16
-    ),
-    "cityscapes-recommended": dict(
-        dataset="cityscapes", data_dir="data/cityscapes", loss="ce", image_size=(256, 512), batch_size=8, lr=1e-3
-    ),
-    # Quick mode on Cityscapes: a small network on 64x128 pictures. AdamW with a one-cycle schedule
-    # learns in a few short epochs, where the original's constant 1e-4 would not.
-    "cityscapes-quick": dict(
-        dataset="cityscapes",
-        data_dir="data/cityscapes",
-        loss="ce",
-        image_size=(64, 128),
-        features=(16, 32, 64, 128),
-        batch_size=2,
-        lr=3e-3,
-        num_epochs=30,
-    ),
+    "quick": dict(image_size=(64, 96), features=_SMALL, batch_size=4, lr=2e-3, num_epochs=5, augment="flip"),
+    "cityscapes-original": dict(_ORIGINAL, **_CITYSCAPES, image_size=(160, 320), batch_size=16),
+    "cityscapes-recommended": dict(_CITYSCAPES, image_size=(256, 512), batch_size=8, lr=1e-3),
+    # Quick mode on Cityscapes: AdamW with a one-cycle schedule learns in a few short epochs; a constant 1e-4 would not.
+    "cityscapes-quick": dict(_CITYSCAPES, image_size=(64, 128), features=_SMALL, batch_size=2, lr=3e-3, num_epochs=30),
     # Your own data (train folder --data DIR). The classes come from the data, and so do the output
     # channels and the loss: BCE + Dice for two classes, cross-entropy for more (data/folder.py).
-    "folder": dict(dataset="folder", data_dir="data/folder", image_size=(256, 256), batch_size=8, lr=1e-3),
+    "folder": dict(_FOLDER, image_size=(256, 256), batch_size=8, lr=1e-3),
     "folder-quick": dict(
-        dataset="folder",
-        data_dir="data/folder",
-        image_size=(64, 64),
-        features=(16, 32, 64, 128),
-        batch_size=4,
-        lr=2e-3,
-        num_epochs=10,
-        augment="flip",
+        _FOLDER, image_size=(64, 64), features=_SMALL, batch_size=4, lr=2e-3, num_epochs=10, augment="flip"
     ),
 }
 

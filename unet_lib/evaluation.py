@@ -1,9 +1,5 @@
-"""Scoring and predicting: ``evaluate`` is the one loop that scores a model, ``predict`` the one way to label pictures.
-
-Every score in the project (training's validation, ``python -m unet_lib evaluate`` on any dataset, the
-threshold sweep) is this loop with other metrics plugged in: a metric sees each batch (``update``) and
-says its scores at the end (``compute``).
-"""
+"""Scoring and predicting: ``evaluate`` is the one loop that scores a model (training's validation, the
+``evaluate`` command, the threshold sweep: other metrics plugged in), ``predict`` the one way to label pictures."""
 
 from __future__ import annotations
 
@@ -35,10 +31,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)``; a no-op when the size already matches.
-
-    Logits, not labels, are resized, so edges stay smooth at a file's own size.
-    """
+    """Bilinear resize of logits [B, C, h, w] to ``size = (H, W)`` (a no-op when it matches): logits, not
+    labels, are resized, so edges stay smooth at a file's own size."""
     if tuple(size) == tuple(logits.shape[-2:]):
         return logits
     return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
@@ -53,12 +47,9 @@ def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | Non
 def tta_average(
     model: nn.Module, images: torch.Tensor, logits: torch.Tensor, amp_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """Test-time augmentation: the mean of ``logits`` (the images' own) and the mirrored images' logits, mirrored back.
-
-    A car mirrored left to right is still a car, so errors that are not symmetric partly cancel.
-    """
-    with torch.inference_mode():
-        return (logits + forward(model, images.flip(-1), amp_dtype).flip(-1)) / 2
+    """Test-time augmentation: the mean of ``logits`` (the images' own) and the mirrored images' logits, mirrored
+    back. A car mirrored left to right is still a car, so errors that are not symmetric partly cancel."""
+    return (logits + forward(model, images.flip(-1), amp_dtype).flip(-1)) / 2
 
 
 def predict_labels(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -75,17 +66,13 @@ def predict_logits(
     tta: bool = False,
     amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Logits for a batch in eval mode, optionally averaged with the mirrored batch's, and upsampled.
+    """float32 logits [B, C, H, W] for a batch, in eval mode, optionally averaged with the mirrored batch's.
 
     Args:
-        model: The network.
         images: float [B, 3, h, w] in [0, 1], at the size the network was trained on, on its device.
         out_size: ``(H, W)`` to upsample the logits to (bilinear), or None to keep ``(h, w)``.
         tta: Average with the prediction on the mirrored images (:func:`tta_average`).
-        amp_dtype: Run the network under autocast in this dtype, or None for fp32.
-
-    Returns:
-        float32 logits [B, C, H, W].
+        amp_dtype: Autocast in this dtype (None: fp32).
     """
     with eval_mode(model), torch.inference_mode():
         logits = forward(model, images, amp_dtype)  # (B, C, h, w)
@@ -108,17 +95,13 @@ def predict(
 
 @dataclass
 class Batch:
-    """One batch as the metrics see it (all on the model's device).
-
-    ``masks`` are at the network's size [B, h, w]; ``full_masks`` (when the loader gives a third item) at
-    each file's own size, one [H, W] tensor per picture, as pictures may differ in size.
-    """
+    """One batch as the metrics see it, all on the model's device."""
 
     model: nn.Module
     images: torch.Tensor  # (B, 3, h, w)
     logits: torch.Tensor  # (B, C, h, w), fp32
-    masks: torch.Tensor  # (B, h, w)
-    full_masks: list[torch.Tensor] | None = None
+    masks: torch.Tensor  # (B, h, w), at the network's size
+    full_masks: list[torch.Tensor] | None = None  # B masks (H, W) at each file's own size: sizes may differ
     amp_dtype: torch.dtype | None = None
 
     @cached_property
@@ -128,39 +111,27 @@ class Batch:
 
 
 class Metric(Protocol):
-    """What ``evaluate`` needs of a metric."""
+    """What ``evaluate`` needs of a metric: it sees each batch (``update``) and says its scores at the end."""
 
     def update(self, batch: Batch) -> None: ...
-
     def reduce_from_all_processes(self) -> None: ...
-
     def compute(self) -> dict[str, Any]: ...
 
 
+@dataclass(eq=False)
 class Scores:
-    """The segmentation scores of the predictions at the network's size, with or without flip TTA.
+    """The segmentation scores of the predictions at the network's size, with or without flip TTA: counted image
+    by image (:class:`~unet_lib.metrics.BinaryCounts`) for one output channel, else in a confusion matrix."""
 
-    Args:
-        num_outputs: The model's output channels: 1 is binary (counted image by image by
-            :class:`~unet_lib.metrics.BinaryCounts`), more are classes (:class:`~unet_lib.metrics.ConfusionMatrix`).
-        thresholds: Binary: the probabilities counted; ``compute`` reports the first.
-        tta: Score the flip-averaged logits.
-        suffix: Appended to every key ``compute`` returns (``"_tta"``).
-        keys: Report only these keys (before the suffix); None: all.
-    """
+    num_outputs: int  # the model's output channels: 1 is binary, more are classes
+    thresholds: Sequence[float] = (0.5,)  # binary: the probabilities counted; compute reports the first
+    tta: bool = False  # score the flip-averaged logits
+    suffix: str = ""  # appended to every key compute returns ("_tta")
+    keys: Sequence[str] | None = None  # report only these keys (before the suffix); None: all
 
-    def __init__(
-        self,
-        num_outputs: int,
-        thresholds: Sequence[float] = (0.5,),
-        tta: bool = False,
-        suffix: str = "",
-        keys: Sequence[str] | None = None,
-    ):
-        self.num_outputs, self.thresholds, self.threshold = num_outputs, thresholds, float(thresholds[0])
-        self.binary = num_outputs == 1
+    def __post_init__(self):
+        self.binary, self.threshold = self.num_outputs == 1, float(self.thresholds[0])
         self.counts: BinaryCounts | ConfusionMatrix | None = None  # made on the first batch's device
-        self.tta, self.suffix, self.keys = tta, suffix, keys
 
     def new_counts(self, device: torch.device) -> BinaryCounts | ConfusionMatrix:
         """The empty accumulator these scores are computed from."""
@@ -201,14 +172,12 @@ def evaluate(
     """Score ``model`` on every batch of ``loader``: the one evaluation loop (over all processes when distributed).
 
     Args:
-        model: The network (put in eval mode here, and back as it was after).
         loader: Batches ``(images [B, 3, h, w], masks [B, h, w])``, or with a third item, the masks at
             each file's size (a list, see ``unet_lib.cli.full_res``). Not shuffled when a metric keeps
             per-image results, so that image ``n`` is item ``n`` of the dataset.
         metrics: What to count, e.g. ``[Scores(1)]`` for a binary model at the network's size.
         loss_fn: Also report the mean ``loss`` (at the network's size, without TTA).
-        amp_dtype: Run the network under autocast in this dtype, or None for fp32.
-        progress: Show a progress bar (None: on a terminal or in Jupyter only).
+        progress: Show a progress bar (None: only where someone watches, see ``runtime.show_progress``).
 
     Returns:
         Every metric's scores in one dict (and ``loss`` with ``loss_fn``).

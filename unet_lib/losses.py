@@ -1,8 +1,5 @@
-"""Training losses that take ``(logits, masks)`` straight from the model and the data loader.
-
-Binary (Carvana): BCE with logits, optionally plus soft Dice. Multi-class (Cityscapes): cross-entropy
-that skips ``IGNORE_INDEX`` pixels.
-"""
+"""Training losses that take ``(logits, masks)`` straight from the model and the data loader: BCE, optionally
+plus soft Dice, for one output channel; cross-entropy that skips ``IGNORE_INDEX`` pixels for classes."""
 
 from __future__ import annotations
 
@@ -31,18 +28,14 @@ def _binary_target(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def soft_dice(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Soft Dice of each image: Dice computed on sigmoid probabilities instead of hard 0/1 masks.
-
-    Unlike the hard Dice it is differentiable, so ``1 - soft_dice`` can be minimised directly. ``smooth``
-    keeps the ratio defined for empty masks (an empty, confidently empty prediction scores 1).
+    """Soft Dice of each image, float [N] in (0, 1]: Dice computed on sigmoid probabilities instead of hard
+    0/1 masks. Unlike the hard Dice it is differentiable, so ``1 - soft_dice`` can be minimised directly.
 
     Args:
         logits: Binary logits [N, 1, H, W].
         target: Float masks of 0/1, same shape.
-        smooth: Added to numerator and denominator.
-
-    Returns:
-        Float tensor [N] of scores in (0, 1].
+        smooth: Added to numerator and denominator: keeps the ratio defined for empty masks (an empty,
+            confidently empty prediction scores 1).
     """
     # At least float32: a sum over a few hundred thousand fp16 probabilities would overflow under autocast.
     probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).sigmoid().flatten(1)  # [N, H*W]
@@ -56,19 +49,12 @@ class BCEDiceLoss(nn.Module):
     """bce_weight * BCE(logits, masks) + dice_weight * (1 - mean soft Dice per image).
 
     BCE judges every pixel on its own; Dice judges the overlap of the whole shape, so it does not let a small
-    object drown in background pixels.
-
-    Args:
-        bce_weight: Weight of the binary cross-entropy term.
-        dice_weight: Weight of the soft Dice term.
-        smooth: Smoothing constant of the soft Dice.
+    object drown in background pixels. ``smooth`` is :func:`soft_dice`'s.
     """
 
     def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0):
         super().__init__()
-        self.bce_weight = bce_weight
-        self.dice_weight = dice_weight
-        self.smooth = smooth
+        self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         target = _binary_target(logits, masks)
@@ -98,23 +84,15 @@ class MaskCrossEntropyLoss(nn.CrossEntropyLoss):
             masks = masks[:, 0]  # [N, 1, H, W] -> [N, H, W]
         if logits.ndim != 4 or masks.shape != (logits.shape[0], *logits.shape[2:]):
             raise InputError(
-                f"logits and masks: expected [N, C, H, W] and [N, H, W], "
-                f"got {tuple(logits.shape)} and {tuple(masks.shape)}"
+                f"logits and masks: expected [N, C, H, W] and [N, H, W], got {tuple(logits.shape)} and {tuple(masks.shape)}"
             )
         return super().forward(logits, masks.long())
 
 
 def make_loss(name: LossName, num_classes: int) -> nn.Module:
-    """Build a loss by name; the module is called as ``loss_fn(logits, masks)``.
-
-    Args:
-        name: ``"bce"`` (binary cross-entropy), ``"bce_dice"`` (BCE + soft Dice) or ``"ce"`` (cross-entropy
-            over classes, ignoring ``IGNORE_INDEX``).
-        num_classes: Output channels of the model: 1 for the binary losses, 2 or more for ``"ce"``.
-
-    Returns:
-        The loss module.
-    """
+    """Build a loss by name, called as ``loss_fn(logits, masks)``: ``"bce"`` (binary cross-entropy) or
+    ``"bce_dice"`` (BCE + soft Dice) for a model with one output channel (``num_classes=1``), ``"ce"``
+    (cross-entropy, ignoring ``IGNORE_INDEX``) for 2 or more classes."""
     if name not in LOSSES:
         raise InputError(f"loss name: expected one of {', '.join(LOSSES)}, got {name!r}")
     if name == "ce":

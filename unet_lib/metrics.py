@@ -1,10 +1,6 @@
-"""Segmentation metrics: the one place where Dice, IoU, precision and recall are computed.
-
-Every score comes from four pixel counts: true/false positives and negatives. Two accumulators
-gather them, on the device of the predictions, and sum themselves across processes:
-``ConfusionMatrix`` (several classes, pooled over all pixels) and ``BinaryCounts`` (one class,
-per image and per threshold: Carvana's mean per-image Dice and the threshold sweep).
-"""
+"""Segmentation metrics: the one place where Dice, IoU, precision and recall are computed, all from four pixel
+counts (true/false positives and negatives) that ``ConfusionMatrix`` (classes) or ``BinaryCounts`` (one class,
+image by image) gathers."""
 
 from __future__ import annotations
 
@@ -22,42 +18,30 @@ COUNT_NAMES = ("tp", "fp", "fn", "tn")  # the order of the last axis of BinaryCo
 
 
 def dice_score(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, empty: float = 1.0) -> torch.Tensor:
-    """Dice (F1) = 2TP / (2TP + FP + FN), elementwise, in float64.
-
-    Args:
-        tp, fp, fn: Pixel counts of any (equal) shape.
-        empty: The score where there is nothing to find and nothing was found (2TP + FP + FN = 0):
-            1 for an image (Kaggle's rule), NaN for a class that never appears.
-    """
+    """Dice (F1) = 2TP / (2TP + FP + FN) of pixel counts of any (equal) shape, elementwise, in float64. Where
+    2TP + FP + FN = 0 (nothing to find, nothing found) it is ``empty``: 1 for an image (Kaggle's rule), NaN for
+    a class that never appears."""
     tp, total = tp.double(), 2 * tp.double() + fp.double() + fn.double()
     return torch.where(total > 0, 2 * tp / total.clamp(min=1), torch.full_like(total, empty))
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """numerator / denominator in float64; 0 / 0 gives NaN, which is what an undefined score should be."""
+    """numerator / denominator in float64; 0 / 0 is NaN, an undefined score."""
     return numerator.double() / denominator.double()
 
 
 def binarize(logits: torch.Tensor, thresholds: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """Binary logits [B, 1, H, W] -> bool masks [T, B, H, W]: "car" where sigmoid(logit) > threshold.
-
-    sigmoid(x) > t  <=>  x > log(t / (1 - t)), so no sigmoid is needed.
-    """
+    sigmoid(x) > t  <=>  x > logit(t) = log(t / (1 - t)), so no sigmoid is needed."""
     t = torch.as_tensor(thresholds, dtype=torch.float64).reshape(-1)
-    cut = torch.log(t / (1 - t)).to(logits.device, torch.float32)  # (T,) thresholds as logits
+    cut = torch.logit(t).to(logits.device, torch.float32)  # (T,) thresholds as logits
     return logits[:, 0].float() > cut[:, None, None, None]  # (T, B, H, W)
 
 
 def binary_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """TP, FP, FN and TN pixels of each image of a binary prediction.
-
-    Args:
-        pred: Predicted masks [..., N, H, W], bool or 0/1 (e.g. [T, N, H, W] from :func:`binarize`).
-        target: True masks [N, H, W] of 0/1; ``IGNORE_INDEX`` pixels count nowhere.
-
-    Returns:
-        int64 [..., N, 4] in the order of ``COUNT_NAMES``.
-    """
+    """TP, FP, FN and TN pixels of each image, int64 [..., N, 4] (``COUNT_NAMES``), of predicted masks ``pred``
+    [..., N, H, W], bool or 0/1 (e.g. [T, N, H, W] from :func:`binarize`), against true masks ``target``
+    [N, H, W] of 0/1 (``IGNORE_INDEX`` pixels count nowhere)."""
     if target.ndim != 3 or pred.shape[-3:] != target.shape:
         raise InputError(
             f"pred and target: expected masks [N, H, W] of the same size, got {tuple(pred.shape)} and {tuple(target.shape)}"
@@ -86,17 +70,8 @@ def binary_scores(counts: torch.Tensor) -> dict[str, float]:
 
 
 def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Dice 2|X∩Y| / (|X| + |Y|) of each image, the Kaggle Carvana metric (report the mean).
-
-    An empty prediction on an empty mask scores 1: nothing to find, nothing found.
-
-    Args:
-        pred: Predicted masks [N, H, W] or [N, 1, H, W], bool or 0/1.
-        target: True masks, same layout.
-
-    Returns:
-        Float tensor [N] of scores in [0, 1].
-    """
+    """Dice 2|X∩Y| / (|X| + |Y|) of each image, float [N]: the Kaggle Carvana metric (report the mean). Both
+    masks are [N, H, W] or [N, 1, H, W], bool or 0/1; an empty prediction on an empty mask scores 1."""
     pred, target = (m[:, 0] if m.ndim == 4 and m.shape[1] == 1 else m for m in (pred, target))  # [N, H, W]
     for name, mask in (("pred", pred), ("target", target)):
         if mask.ndim != 3:
@@ -107,31 +82,20 @@ def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class ConfusionMatrix:
-    """Counts ``mat[target, pred]`` over every labelled pixel seen so far.
-
-    Rows are the true class, columns the predicted class, so for class ``c``: true positives
-    ``mat[c, c]``, ground-truth pixels ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``.
-
-    Args:
-        num_classes: Number of classes; labels are ``0 .. num_classes - 1``.
-        ignore_index: Target value of pixels that are skipped (padding, unlabelled regions).
-        device: Where ``mat`` lives; put it next to the predictions to avoid copies.
-    """
+    """Counts ``mat[target, pred]`` over every labelled pixel seen so far, on ``device`` (put it next to the
+    predictions to avoid copies): for class ``c``, true positives ``mat[c, c]``, ground-truth pixels
+    ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``. Pixels whose target is ``ignore_index``
+    (padding, unlabelled regions) are skipped."""
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str | None = None):
         if num_classes < 1:
             raise InputError(f"num_classes: expected a positive integer, got {num_classes}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+        self.num_classes, self.ignore_index = num_classes, ignore_index
         self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one batch of label maps.
-
-        Args:
-            pred: Predicted labels, integer tensor of any shape (e.g. ``logits.argmax(1)``, [N, H, W]).
-            target: True labels, same shape; pixels equal to ``ignore_index`` are skipped.
-        """
+        """Add a batch: integer label maps of the same shape (e.g. ``logits.argmax(1)``, [N, H, W]); pixels
+        whose ``target`` is ``ignore_index`` are skipped."""
         if pred.shape != target.shape:
             raise InputError(
                 f"pred and target: expected the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
@@ -139,8 +103,7 @@ class ConfusionMatrix:
         if pred.is_floating_point() or target.is_floating_point():
             raise InputError(f"pred and target: expected integer label maps, got {pred.dtype} and {target.dtype}")
         n = self.num_classes
-        target = target.detach().flatten().long().to(self.mat.device)
-        pred = pred.detach().flatten().long().to(self.mat.device)
+        target, pred = (t.detach().flatten().long().to(self.mat.device) for t in (target, pred))
         keep = target != self.ignore_index
         target, pred = target[keep], pred[keep]
         for name, labels in (("pred", pred), ("target", target)):
@@ -166,9 +129,8 @@ class ConfusionMatrix:
         - precision: of the pixels predicted as the class, the share that really are, TP / (TP + FP).
         - recall: of the pixels that really are the class, the share that were found, TP / (TP + FN).
 
-        Returns:
-            A dict with ``pixel_accuracy`` and ``miou`` (floats), ``iou``, ``dice``, ``precision``,
-            ``recall`` (float tensors [C]) and ``mat`` (a copy of the int64 counts [C, C]), on the CPU.
+        Returns ``pixel_accuracy`` and ``miou`` (floats), ``iou``, ``dice``, ``precision``, ``recall`` (float
+        tensors [C]) and ``mat`` (a copy of the int64 counts [C, C]), on the CPU.
         """
         mat = self.mat.cpu()
         tp = mat.diag()
@@ -190,29 +152,20 @@ class ConfusionMatrix:
 
 
 class BinaryCounts:
-    """TP, FP, FN and TN pixels of every image seen, at each of a few probability thresholds.
-
-    One pass over the data gives the scores at every threshold, so a threshold sweep costs no
-    more than one evaluation.
-
-    Args:
-        thresholds: Probabilities strictly between 0 and 1; a pixel is "car" above one.
-        device: Where the counts are made (the device of the logits).
-
-    Attributes:
-        thresholds: float64 [T] on the CPU.
-        counts: int64 [T, N, 4]: the counts (``COUNT_NAMES``) of image ``n`` at threshold ``t``.
-    """
+    """TP, FP, FN and TN pixels of every image seen, counted on ``device`` (the logits'), at each of a few
+    ``thresholds`` (probabilities; a pixel is "car" above one). One pass over the data gives the scores at
+    every threshold, so a threshold sweep costs no more than one evaluation."""
 
     def __init__(self, thresholds: Sequence[float] = (0.5,), device: torch.device | str | None = None):
         values = [float(t) for t in thresholds]
         if not values or not all(0 < t < 1 for t in values):
             raise InputError(f"thresholds: expected probabilities strictly between 0 and 1, got {list(thresholds)}")
-        self.thresholds = torch.tensor(values, dtype=torch.float64)
+        self.thresholds = torch.tensor(values, dtype=torch.float64)  # (T,) on the CPU
         self._chunks = [torch.zeros(len(values), 0, 4, dtype=torch.int64, device=device)]
 
     @property
     def counts(self) -> torch.Tensor:
+        """int64 [T, N, 4] on the CPU: the counts (``COUNT_NAMES``) of image ``n`` at threshold ``t``."""
         return torch.cat(self._chunks, dim=1).cpu()
 
     def __len__(self) -> int:
@@ -226,17 +179,10 @@ class BinaryCounts:
 
     def reduce_from_all_processes(self) -> None:
         """Gather every process's images (counts are per image, so they are concatenated, not summed)."""
-        if not is_distributed():
-            return
-        mine = torch.cat(self._chunks, dim=1)  # (T, n, 4)
-        sizes = [torch.zeros(1, dtype=torch.int64, device=mine.device) for _ in range(dist.get_world_size())]
-        dist.all_gather(sizes, torch.tensor([mine.shape[1]], device=mine.device))
-        longest = int(max(sizes))
-        padded = torch.zeros(mine.shape[0], longest, 4, dtype=torch.int64, device=mine.device)
-        padded[:, : mine.shape[1]] = mine  # all_gather needs equal shapes
-        gathered = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(gathered, padded)
-        self._chunks = [chunk[:, : int(size)] for chunk, size in zip(gathered, sizes, strict=True)]
+        if is_distributed():
+            gathered = [None] * dist.get_world_size()  # each process's (T, n, 4), its n its own
+            dist.all_gather_object(gathered, self.counts)
+            self._chunks = gathered
 
     def index(self, threshold: float | None) -> int:
         """Position of ``threshold`` among the thresholds counted (None: the only one counted)."""

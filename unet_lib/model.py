@@ -1,7 +1,5 @@
-"""The U-Net of Ronneberger et al. (2015), as the original project built it.
-
-Blocks first, then the network; ``UNet.forward`` reads like the paper's figure.
-"""
+"""The U-Net of Ronneberger et al. (2015), as the original project built it: blocks first, then the network,
+whose ``forward`` reads like the paper's figure."""
 
 from __future__ import annotations
 
@@ -46,12 +44,11 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        # A 1x1 projection when the width changes, identity otherwise.
-        self.shortcut = (
-            nn.Identity()
-            if in_channels == out_channels
-            else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
-        )
+        self.shortcut = nn.Identity()
+        if in_channels != out_channels:  # a 1x1 projection to the new width
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+            )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,15 +85,14 @@ torch.fx.wrap("pad_to")
 class UNet(nn.Module):
     """U-Net: an encoder of ``len(features)`` down blocks, a bottleneck, a mirrored decoder.
 
+    Any input size works: when H or W is not divisible by ``2 ** len(features)`` the decoder
+    pads its upsampled maps to the skip's size, so the output always has the input's H and W.
+
     Args:
-        in_channels: Channels of the input image (3 for RGB).
         num_classes: Output channels: 1 for a binary mask (logits for BCE), C for C classes.
         features: Width of each encoder level; the bottleneck is twice the last.
         block: ``"double"`` (DoubleConv, the original) or ``"residual"`` (ResidualBlock).
         upsample: ``"transpose"`` (ConvTranspose2d, the original) or ``"bilinear"``.
-
-    Any input size works: when H or W is not divisible by ``2 ** len(features)`` the decoder
-    pads its upsampled maps to the skip's size, so the output always has the input's H and W.
     """
 
     def __init__(
@@ -118,11 +114,8 @@ class UNet(nn.Module):
             in_channels=in_channels, num_classes=num_classes, features=list(features), block=block, upsample=upsample
         )
 
-        self.downs = nn.ModuleList()
-        channels = in_channels
-        for f in features:
-            self.downs.append(Block(channels, f))
-            channels = f
+        # Each down block widens the previous level's channels to its own: 3 -> 64 -> 128 -> ...
+        self.downs = nn.ModuleList(Block(c, f) for c, f in zip((in_channels, *features[:-1]), features, strict=True))
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.bottleneck = Block(features[-1], features[-1] * 2)
         self.upconvs = nn.ModuleList(make_upsample(f * 2, f, upsample) for f in reversed(features))

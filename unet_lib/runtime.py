@@ -12,13 +12,13 @@ import torch.distributed as dist
 
 from unet_lib.errors import InputError
 
+PROGRESS_ENV = "UNET_PROGRESS"  # "1": progress bars everywhere, "0": none (the command line's --quiet)
+
 
 def seed_everything(seed: int, threads: int | None = None, deterministic: bool = False) -> None:
     """Seed Python, NumPy and PyTorch; optionally fix the CPU thread count and pick deterministic kernels.
-
-    CPU results are bit-identical across runs only with the same thread count (float sums are
-    split across threads), so pass ``threads`` when you compare runs.
-    """
+    CPU results are bit-identical across runs only with the same thread count (float sums are split across
+    threads), so pass ``threads`` when you compare runs."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -27,18 +27,6 @@ def seed_everything(seed: int, threads: int | None = None, deterministic: bool =
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = not deterministic  # autotuned kernels are faster but may vary
-
-
-EPOCH_SEED_STRIDE = 100_003  # a prime larger than any epoch count: (seed, epoch) pairs never share a seed
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one training epoch: shuffling, augmentation and worker seeds all follow from it.
-
-    It depends only on the run's seed and the epoch, so an epoch replayed after a crash is
-    identical to the one that was lost.
-    """
-    return seed * EPOCH_SEED_STRIDE + epoch
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -59,9 +47,6 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     if not amp or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-PROGRESS_ENV = "UNET_PROGRESS"  # "1": progress bars everywhere, "0": none (the command line's --quiet)
 
 
 def show_progress(asked: bool | None = None) -> bool:
@@ -93,14 +78,9 @@ def is_main_process() -> bool:
 
 
 def init_distributed(device: str = "auto") -> torch.device | None:
-    """Join the process group ``torchrun`` set up (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), if there is one.
-
-    GPUs talk through NCCL, one per process; CPU processes (``device="cpu"``, or no GPU) through gloo.
-
-    Returns:
-        This process's device when it joined a group (call ``dist.destroy_process_group()`` when done),
-        else None (a single process, or a group already joined).
-    """
+    """Join the process group ``torchrun`` set up (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), if there is one:
+    GPUs talk through NCCL, one per process; CPU processes (``device="cpu"``, or no GPU) through gloo. Returns
+    this process's device when it joined (call ``dist.destroy_process_group()`` when done), else None."""
     if is_distributed() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

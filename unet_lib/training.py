@@ -1,9 +1,5 @@
 """Training: ``train_step``, ``train_one_epoch`` and ``fit`` as plain functions, and ``train``, the one entry
-that turns a config into a trained run (the command line, the demo and the notebooks all call it).
-
-``fit`` adds what a long run needs: per-epoch seeds (a resumed run is bit-identical to an uninterrupted
-one), atomic best/last checkpoints, a NaN guard and one line per epoch.
-"""
+that turns a config into a trained run (the command line, the demo and the notebooks all call it)."""
 
 from __future__ import annotations
 
@@ -32,7 +28,6 @@ from unet_lib.model import UNet
 from unet_lib.runtime import (
     all_reduce,
     autocast_dtype,
-    epoch_seed,
     init_distributed,
     is_distributed,
     is_main_process,
@@ -44,6 +39,8 @@ from unet_lib.runtime import (
 WARMUP_SHARE = 0.15  # one-cycle: the share of all steps spent warming up to the peak lr
 OVERFIT_TARGET = 0.05  # --overfit-batch: below this loss the batch is learnt
 OVERFIT_STEPS = 300
+EPOCH_SEED_STRIDE = 100_003  # a prime larger than any epoch count: (seed, epoch) pairs never share a seed
+EPOCH_LINE_SCORES = ("val_dice", "val_miou", "val_pixel_accuracy")  # what an epoch's line shows, when scored
 
 History = list[dict[str, Any]]
 
@@ -80,11 +77,10 @@ def make_scheduler(
 
 @dataclass
 class Precision:
-    """Autocast in ``dtype`` (None: fp32), a gradient ``scaler`` with fp16 (small gradients would round to
-    zero without it), and the images' memory layout."""
+    """How a step runs: the autocast dtype, gradient scaling and the images' memory layout."""
 
-    dtype: torch.dtype | None = None
-    scaler: torch.amp.GradScaler | None = None
+    dtype: torch.dtype | None = None  # autocast in this dtype; None: fp32
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: small gradients would round to zero without it
     channels_last: bool = False
 
     @classmethod
@@ -103,15 +99,11 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     precision: Precision | None = None,
 ) -> torch.Tensor:
-    """One gradient step on one batch: forward, loss, backward, update. The model must be in training mode.
+    """One gradient step on one batch (forward, loss, backward, update) of a model in training mode.
 
     Args:
-        model: The network, on the batch's device.
-        images: float [B, 3, H, W] in [0, 1].
+        images: float [B, 3, H, W] in [0, 1], on the model's device.
         masks: int64 [B, H, W] class indices (255: ignored).
-        loss_fn: Called as ``loss_fn(logits, masks)``, in fp32.
-        optimizer: Updates ``model``'s parameters.
-        precision: Autocast, gradient scaling and memory layout (default: fp32).
 
     Returns:
         The batch's loss before the step (a detached scalar); ``TrainingDiverged`` if it is NaN or infinite.
@@ -119,11 +111,7 @@ def train_step(
     precision = precision or Precision()
     if precision.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(
-        images.device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None
-    ):
-        logits = model(images)  # (B, C, H, W)
-    loss = loss_fn(logits.float(), masks)  # the loss in fp32, whatever the autocast dtype
+    loss = loss_fn(forward(model, images, precision.dtype), masks)  # the loss in fp32, whatever the autocast dtype
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -146,15 +134,11 @@ def train_one_epoch(
     precision: Precision | None = None,
     epoch: int = 1,
 ) -> dict[str, float]:
-    """One pass over ``loader`` with a gradient step per batch (and a scheduler step, if there is one).
-
-    Returns:
-        ``{"train_loss": mean loss over the images seen}`` (over all processes when distributed).
-    """
+    """One pass over ``loader``, a gradient step (and a scheduler step) per batch: ``{"train_loss": the mean loss
+    over the images seen}`` (over all processes when distributed)."""
     device = next(model.parameters()).device
     model.train()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    num_images = 0
+    loss_sum = torch.zeros(2, device=device, dtype=torch.float64)  # loss * images, images
     bar = tqdm(loader, desc=f"epoch {epoch} train", leave=False, disable=not show_progress(), dynamic_ncols=True)
     for step, (images, masks) in enumerate(bar):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
@@ -167,41 +151,12 @@ def train_one_epoch(
             ) from None
         if scheduler is not None:
             scheduler.step()
-        loss_sum += loss * len(images)
-        num_images += len(images)
+        loss_sum[0] += loss * len(images)
+        loss_sum[1] += len(images)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-    totals = all_reduce(torch.stack([loss_sum, torch.tensor(num_images, device=device, dtype=torch.float64)]))
+    totals = all_reduce(loss_sum)
     return {"train_loss": (totals[0] / totals[1].clamp(min=1)).item()}
-
-
-def epoch_line(row: dict[str, Any], num_epochs: int) -> str:
-    """One line for one epoch, e.g. ``epoch 3/20  train loss 0.4120  val loss 0.3980  val dice 0.9412  41 s``."""
-    scores = "".join(
-        f"  {key.replace('_', ' ')} {row[key]:.4f}"
-        for key in ("val_dice", "val_miou", "val_pixel_accuracy")
-        if key in row
-    )
-    return (
-        f"epoch {row['epoch']}/{num_epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
-        f"{scores}  {row['seconds']:.0f} s"
-    )
-
-
-def resume_from(path: Path, config: TrainConfig, state_of: dict[str, Any]) -> tuple[int, History, float]:
-    """Load ``path`` into the training state ``state_of`` (model, optimizer, scheduler, scaler) and return
-    ``(epochs done, history, best score)``; a checkpoint trained with other settings is refused."""
-    state = load_checkpoint(path, map_location=next(state_of["model"].parameters()).device)
-    stored = dataclasses.replace(TrainConfig.from_dict(state["config"]), **config.runtime_fields()).to_dict()
-    if changed := [k for k, v in config.to_dict().items() if stored[k] != v]:
-        raise InputError(
-            f"{path}: was trained with other settings ({', '.join(changed)}); resume with the stored config"
-        )
-    load_weights(state_of["model"], state["model"], path)
-    for name in ("optimizer", "scheduler", "scaler"):
-        if state_of[name] is not None and state.get(name):
-            state_of[name].load_state_dict(state[name])
-    return state["epoch"], state["history"], state["best"]
 
 
 def fit(
@@ -213,23 +168,19 @@ def fit(
     if_exists: Literal["error", "resume", "overwrite"] = "error",
     on_epoch_end: Callable[[History], None] | None = None,
 ) -> History:
-    """Train for ``config.num_epochs``, validating after every epoch, writing ``last.pt`` (every epoch),
-    ``best.pt`` (best validation Dice or mIoU) and ``history.json`` in ``out_dir``.
+    """Train for ``config.num_epochs``, validating after each epoch, writing ``last.pt`` (every epoch), ``best.pt``
+    (best validation Dice or mIoU) and ``history.json`` in ``out_dir``.
 
     Args:
         model: A U-Net (wrapped in DistributedDataParallel when training on several processes).
         loaders: ``(train_loader, val_loader)``.
-        loss_fn: Called as ``loss_fn(logits, masks)``.
-        config: What is trained (a recipe, maybe changed with ``dataclasses.replace``).
-        out_dir: The run folder.
         if_exists: When ``out_dir`` already holds a ``last.pt``: stop with an error, continue it
             (``"resume"``, bit-identical to a run never interrupted) or replace it (``"overwrite"``).
-        on_epoch_end: Called with the history after each epoch, by the main process, after its line
-            is printed (notebooks pass ``viz.LiveHistory`` to redraw the curves).
+        on_epoch_end: Called with the history after each epoch's line, by the main process
+            (notebooks pass ``viz.LiveHistory`` to redraw the curves).
 
     Returns:
-        The history: one dict per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_dice`` or
-        ``val_miou``, ``lr``, ``seconds``, ...).
+        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_dice`` or ``val_miou``, ``lr``, ...
     """
     train_loader, val_loader = loaders
     out_dir = Path(out_dir)
@@ -238,14 +189,24 @@ def fit(
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(train_loader))
     precision = Precision.choose(device, config)
+    parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": precision.scaler}  # saved beside the model
     history: History = []
     start_epoch, best = 0, -math.inf
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     for stale in out_dir.glob(".*.pt.*.tmp") if is_main_process() else ():
         stale.unlink(missing_ok=True)  # left by a write that a crash cut short; never a checkpoint
     if if_exists == "resume" and last_path.is_file():
-        state_of = dict(model=core, optimizer=optimizer, scheduler=scheduler, scaler=precision.scaler)
-        start_epoch, history, best = resume_from(last_path, config, state_of)
+        state = load_checkpoint(last_path, map_location=device)
+        stored = dataclasses.replace(TrainConfig.from_dict(state["config"]), **config.runtime_fields()).to_dict()
+        if changed := [k for k, v in config.to_dict().items() if stored[k] != v]:
+            raise InputError(
+                f"{last_path}: was trained with other settings ({', '.join(changed)}); resume with the stored config"
+            )
+        load_weights(core, state["model"], last_path)
+        for name, part in parts.items():
+            if part is not None and state.get(name):  # None: not used in this run
+                part.load_state_dict(state[name])
+        start_epoch, history, best = state["epoch"], state["history"], state["best"]
     elif last_path.is_file() and if_exists == "error":
         raise InputError(
             f"{last_path}: a checkpoint is already there; pass --resume to continue it, --overwrite to replace it, or choose another --out"
@@ -253,7 +214,9 @@ def fit(
     key, num_classes = best_metric(config), num_outputs(config)
 
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
-        torch.manual_seed(epoch_seed(config.seed, epoch))  # a replayed epoch is the one that was lost
+        # Shuffling, augmentation and worker seeds follow from the epoch's seed, which depends only on the run's
+        # seed and the epoch: an epoch replayed after a crash is the one that was lost.
+        torch.manual_seed(config.seed * EPOCH_SEED_STRIDE + epoch)
         if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         started = time.perf_counter()
@@ -263,14 +226,11 @@ def fit(
         row = {"epoch": epoch, **train, **{f"val_{k}": v for k, v in val.items()}}
         row.update(lr=lr, seconds=time.perf_counter() - started)
         history.append(row)
-        improved = row[key] > best
-        best = max(best, row[key])
+        improved, best = row[key] > best, max(best, row[key])
         if is_main_process():
             state = {
                 "model": core.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
+                **{name: part.state_dict() if part is not None else None for name, part in parts.items()},
                 "epoch": epoch,
                 "config": config.to_dict(),
                 "arch": dict(core.arch),
@@ -283,20 +243,19 @@ def fit(
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)  # last, so a crash between the two never loses an epoch
             write_json(history, out_dir / "history.json")
-            print(epoch_line(row, config.num_epochs), flush=True)  # a log file or CI output keeps it readable
+            # One line, readable in a log file: "epoch 3/20  train loss 0.4120  val loss 0.3980  val dice 0.9412  41 s"
+            losses = f"train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
+            scores = "".join(f"  {k.replace('_', ' ')} {row[k]:.4f}" for k in EPOCH_LINE_SCORES if k in row)
+            print(f"epoch {epoch}/{config.num_epochs}  {losses}{scores}  {row['seconds']:.0f} s", flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(history)
     return history
 
 
 def check_data(config: TrainConfig) -> Any:
-    """check-data's checks on the config's data, run by the first process: the first problem stops
-    training in one line, before a run folder is made. Every process stops, or none.
-
-    Returns:
-        What the check found that building the datasets would otherwise read again (a folder's
-        classes), else None.
-    """
+    """check-data's checks on the config's data, run by the first process: the first problem stops training in
+    one line, before a run folder is made; every process stops, or none. Returns what the check found that
+    building the datasets would otherwise read again (a folder's classes)."""
     found = [None, None]  # (the first problem, what was found)
     if is_main_process():
         try:
@@ -322,25 +281,21 @@ def overfit_batch(
     max_steps: int = OVERFIT_STEPS,
 ) -> tuple[float, int]:
     """Take :func:`train_step` s on one batch until its loss falls below ``OVERFIT_TARGET`` or ``max_steps``
-    steps are taken: the first check that a model, its loss and the masks fit together.
-
-    Returns:
-        ``(loss, steps)``: the batch's loss with the weights left after ``steps`` steps (NaN if it diverged).
-    """
+    steps are taken: the first check that a model, its loss and the masks fit together. Returns ``(loss, steps)``:
+    the batch's loss with the weights left after ``steps`` steps (NaN if it diverged)."""
     device = next(model.parameters()).device
     images, masks = (t.to(device) for t in batch)
     model.train()
     steps, loss = 0, math.inf
-    bar = tqdm(total=max_steps, desc="overfit-batch", leave=False, disable=not show_progress())
-    while steps < max_steps and loss >= OVERFIT_TARGET:
-        try:
-            loss = train_step(model, images, masks, loss_fn, optimizer).item()  # the loss before this step
-        except TrainingDiverged:
-            return math.nan, steps
-        steps += 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss:.4f}")
-    bar.close()
+    with tqdm(total=max_steps, desc="overfit-batch", leave=False, disable=not show_progress()) as bar:
+        while steps < max_steps and loss >= OVERFIT_TARGET:
+            try:
+                loss = train_step(model, images, masks, loss_fn, optimizer).item()  # the loss before this step
+            except TrainingDiverged:
+                return math.nan, steps
+            steps += 1
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.4f}")
     with torch.no_grad():
         return loss_fn(forward(model, images), masks).item(), steps
 
@@ -357,39 +312,31 @@ def overfit_message(loss: float, steps: int) -> str:
     )
 
 
-DatasetsArg = tuple[Dataset, Dataset] | Callable[[TrainConfig, Any], tuple[Dataset, Dataset]] | None
-
-
 def train(
     config: TrainConfig,
     out_dir: str | Path | None = None,
     *,
-    datasets: DatasetsArg = None,
+    datasets: tuple[Dataset, Dataset] | Callable[[TrainConfig, Any], tuple[Dataset, Dataset]] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     on_epoch_end: Callable[[History], None] | None = None,
     overfit: bool = False,
 ) -> History:
     """Train the U-Net a config describes: check the data, build it, seed, build the model and loss, then :func:`fit`.
-
-    Inside a ``torch.distributed`` process group (``torchrun``) the model is wrapped in
-    DistributedDataParallel and each process trains on its shard of the data.
+    Under ``torchrun``, the model is wrapped in DistributedDataParallel and each process trains on its shard.
 
     Args:
-        config: What to train (a recipe, maybe changed with ``dataclasses.replace``).
-        out_dir: Run folder for ``best.pt``, ``last.pt`` and ``history.json``; None: a new
-            ``models/<dataset>/run-NNN``.
+        out_dir: The run folder (None: a new ``models/<dataset>/run-NNN``).
         datasets: ``(train, val)`` already built from ``config`` (and so not checked again), or a
             function ``(config, what check-data found) -> (train, val)`` called after the checks
             (the command line's plugs a picture cache in); None: :func:`~unet_lib.data.build_datasets`.
-        resume: Continue from ``out_dir/last.pt`` (its config must match, except where and how it runs).
-        overwrite: Replace the checkpoints of an earlier run in ``out_dir``.
-        on_epoch_end: Called with the history after each epoch (``viz.LiveHistory`` redraws curves).
-        overfit: Instead of a run, train on the first batch (no augmentation) until its loss is below
-            0.05 or 300 steps pass, print whether it was learnt, and write nothing.
+        resume, overwrite: Continue or replace an earlier run in ``out_dir`` (a resumed run's config must
+            match, except where and how it runs); neither: an earlier run there is an error.
+        overfit: Instead of a run, :func:`overfit_batch` on the first batch (no augmentation), print whether
+            it was learnt, and write nothing.
 
     Returns:
-        The history, one dict per epoch (see :func:`fit`); with ``overfit``, one row ``{"loss", "steps"}``.
+        The history (see :func:`fit`); with ``overfit``, one row ``{"loss", "steps"}``.
     """
     joined = init_distributed(config.device)  # under torchrun: this process's device
     try:
@@ -412,12 +359,10 @@ def train(
             return [{"loss": loss, "steps": steps}]
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if is_distributed():
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
         out = [out_dir or (new_run_dir(Path("models") / config.dataset) if is_main_process() else None)]
         if is_distributed():
+            device_ids = [device.index] if device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
             dist.broadcast_object_list(out, src=0)  # every process writes (the first) or reads the same folder
         out_dir = Path(out[0])
         if is_main_process():

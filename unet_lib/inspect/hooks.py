@@ -1,7 +1,4 @@
-"""Capture what a layer outputs during ``forward``, with forward hooks that are always removed.
-
-``with capture(model, ["downs.0", "bottleneck"]) as acts: model(x)`` leaves ``acts["bottleneck"]``.
-"""
+"""Capture what a layer outputs during ``forward``, with forward hooks that are always removed."""
 
 from __future__ import annotations
 
@@ -24,19 +21,18 @@ class Activations(dict):
         super().__init__()
         self.inputs: dict[str, torch.Tensor] = {}
 
+    def _store_output(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        self[name] = _detached(output)
+
+    def _store_input(self, name: str, module: nn.Module, args: tuple) -> None:
+        self.inputs[name] = _detached(args[0] if len(args) == 1 else args)
+
 
 def layer_names(model: nn.Module, kind: str = "blocks") -> list[str]:
-    """Names of the layers worth looking at, to pass to :func:`capture`.
-
-    Args:
-        model: A :class:`~unet_lib.model.UNet`, or any module.
-        kind: ``"blocks"`` for the U-Net's blocks in forward order (``downs.0 .. downs.3``,
-            ``bottleneck``, ``upconvs.0``, ``ups.0``, ..., ``final_conv``); ``"all"`` for every named
-            submodule, containers and leaves, in the order they were created.
-
-    Returns:
-        Module names as ``model.named_modules()`` spells them.
-    """
+    """Names of the layers worth looking at, to pass to :func:`capture`, as ``model.named_modules()`` spells them:
+    with ``kind="blocks"``, a U-Net's blocks in forward order (``downs.0 .. downs.3``, ``bottleneck``,
+    ``upconvs.0``, ``ups.0``, ..., ``final_conv``) or another model's top-level layers; with ``kind="all"``,
+    every named submodule, containers and leaves, in the order they were created."""
     if kind == "all":
         return [name for name, _ in model.named_modules() if name]
     if kind != "blocks":
@@ -57,21 +53,12 @@ def layer_names(model: nn.Module, kind: str = "blocks") -> list[str]:
 
 
 def _detached(value: Any) -> Any:
-    # clone(): a later in-place op (ReLU(inplace=True) right after a BatchNorm) would otherwise
-    # overwrite the stored tensor, which shares memory with the layer's output.
+    # clone(): a later in-place op (a ReLU(inplace=True) after a BatchNorm) would overwrite the layer's output.
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, (tuple, list)):
         return type(value)(_detached(v) for v in value)
     return value
-
-
-def _store_output(store: Activations, name: str, module: nn.Module, args: tuple, output: Any) -> None:
-    store[name] = _detached(output)
-
-
-def _store_input(store: Activations, name: str, module: nn.Module, args: tuple) -> None:
-    store.inputs[name] = _detached(args[0] if len(args) == 1 else args)
 
 
 def find_layers(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
@@ -87,7 +74,8 @@ def find_layers(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
 
 @contextmanager
 def capture(model: nn.Module, names: str | Sequence[str], capture_inputs: bool = False) -> Iterator[Activations]:
-    """Record the outputs of the named layers on every forward pass inside the ``with`` block.
+    """Record the outputs of the named layers on every forward pass inside the ``with`` block, in the
+    :class:`Activations` dict it yields (empty until the first forward).
 
     One forward hook per layer stores a detached copy of its output, kept on the model's device
     and with its batch dimension (``[B, C, H, W]`` for a conv block); call ``.cpu()`` to plot it.
@@ -95,12 +83,8 @@ def capture(model: nn.Module, names: str | Sequence[str], capture_inputs: bool =
     keeps its last call. The hooks are removed when the block ends, also when ``forward`` raises.
 
     Args:
-        model: The network.
         names: One layer name or several, as listed by :func:`layer_names`.
         capture_inputs: Also record each layer's input in ``acts.inputs[name]``.
-
-    Yields:
-        An :class:`Activations` dict ``{name: tensor}``, empty until the first forward.
 
     Example:
         >>> with capture(model, ["downs.0", "bottleneck"]) as acts:
@@ -114,9 +98,9 @@ def capture(model: nn.Module, names: str | Sequence[str], capture_inputs: bool =
     try:
         for name, module in modules.items():
             # partial binds the name, so each hook knows which layer it belongs to.
-            handles.append(module.register_forward_hook(partial(_store_output, store, name)))
+            handles.append(module.register_forward_hook(partial(store._store_output, name)))
             if capture_inputs:
-                handles.append(module.register_forward_pre_hook(partial(_store_input, store, name)))
+                handles.append(module.register_forward_pre_hook(partial(store._store_input, name)))
         yield store
     finally:
         for handle in handles:
