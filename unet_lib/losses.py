@@ -90,9 +90,13 @@ class MaskCrossEntropyLoss(nn.CrossEntropyLoss):
 
 
 def make_loss(name: LossName, num_classes: int) -> nn.Module:
-    """Build a loss by name, called as ``loss_fn(logits, masks)``: ``"bce"`` (binary cross-entropy) or
-    ``"bce_dice"`` (BCE + soft Dice) for a model with one output channel (``num_classes=1``), ``"ce"``
-    (cross-entropy, ignoring ``IGNORE_INDEX``) for 2 or more classes."""
+    """Build a loss by name; the module is called as ``loss_fn(logits, masks)``.
+
+    Args:
+        name: ``"bce"`` (binary cross-entropy), ``"bce_dice"`` (BCE + soft Dice) or ``"ce"`` (cross-entropy
+            over classes, ignoring ``IGNORE_INDEX``).
+        num_classes: The model's output channels: 1 for the binary losses, 2 or more for ``"ce"``.
+    """
     if name not in LOSSES:
         raise InputError(f"loss name: expected one of {', '.join(LOSSES)}, got {name!r}")
     if name == "ce":

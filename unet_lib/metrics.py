@@ -39,9 +39,15 @@ def binarize(logits: torch.Tensor, thresholds: Sequence[float] | torch.Tensor) -
 
 
 def binary_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """TP, FP, FN and TN pixels of each image, int64 [..., N, 4] (``COUNT_NAMES``), of predicted masks ``pred``
-    [..., N, H, W], bool or 0/1 (e.g. [T, N, H, W] from :func:`binarize`), against true masks ``target``
-    [N, H, W] of 0/1 (``IGNORE_INDEX`` pixels count nowhere)."""
+    """TP, FP, FN and TN pixels of each image of a binary prediction.
+
+    Args:
+        pred: Predicted masks [..., N, H, W], bool or 0/1 (e.g. [T, N, H, W] from :func:`binarize`).
+        target: True masks [N, H, W] of 0/1; ``IGNORE_INDEX`` pixels count nowhere.
+
+    Returns:
+        int64 [..., N, 4] in the order of ``COUNT_NAMES``.
+    """
     if target.ndim != 3 or pred.shape[-3:] != target.shape:
         raise InputError(
             f"pred and target: expected masks [N, H, W] of the same size, got {tuple(pred.shape)} and {tuple(target.shape)}"
@@ -82,10 +88,14 @@ def dice_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class ConfusionMatrix:
-    """Counts ``mat[target, pred]`` over every labelled pixel seen so far, on ``device`` (put it next to the
-    predictions to avoid copies): for class ``c``, true positives ``mat[c, c]``, ground-truth pixels
-    ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``. Pixels whose target is ``ignore_index``
-    (padding, unlabelled regions) are skipped."""
+    """Counts ``mat[target, pred]`` over every labelled pixel seen so far: for class ``c``, true positives
+    ``mat[c, c]``, ground-truth pixels ``mat[c, :].sum()``, predicted pixels ``mat[:, c].sum()``.
+
+    Args:
+        num_classes: Labels are ``0 .. num_classes - 1``.
+        ignore_index: Target value of pixels that are skipped (padding, unlabelled regions).
+        device: Where ``mat`` lives; put it next to the predictions to avoid copies.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str | None = None):
         if num_classes < 1:
@@ -152,9 +162,13 @@ class ConfusionMatrix:
 
 
 class BinaryCounts:
-    """TP, FP, FN and TN pixels of every image seen, counted on ``device`` (the logits'), at each of a few
-    ``thresholds`` (probabilities; a pixel is "car" above one). One pass over the data gives the scores at
-    every threshold, so a threshold sweep costs no more than one evaluation."""
+    """TP, FP, FN and TN pixels of every image seen, at each of a few probability thresholds: one pass over the
+    data gives the scores at every threshold, so a threshold sweep costs no more than one evaluation.
+
+    Args:
+        thresholds: Probabilities strictly between 0 and 1; a pixel is "car" above one.
+        device: Where the counts are made (the logits' device).
+    """
 
     def __init__(self, thresholds: Sequence[float] = (0.5,), device: torch.device | str | None = None):
         values = [float(t) for t in thresholds]

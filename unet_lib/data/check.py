@@ -111,10 +111,18 @@ def check_tree(
     progress: bool | None = None,
     mode: str = "fine",
 ) -> DataReport:
-    """Check a folder, Carvana or Cityscapes tree (``dataset``; None: detected from the layout), only reading it:
-    ``problems`` is empty when it can be trained on. ``size``: the ``(H, W)`` training resizes to, which ``depth``
-    halvings must divide; ``progress``: a bar while reading (None: on a terminal or in Jupyter); ``mode``: Cityscapes'
-    labels, ``"fine"`` or ``"coarse"``."""
+    """Check a folder, Carvana or Cityscapes tree, only reading it.
+
+    Args:
+        root: The dataset folder.
+        dataset: ``"folder"``, ``"carvana"`` or ``"cityscapes"``; None detects it from the layout.
+        size: The ``(H, W)`` training resizes to, which the network's ``depth`` halvings must divide.
+        progress: A progress bar while the masks are read (None: on a terminal or in Jupyter).
+        mode: Cityscapes' labels: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
+
+    Returns:
+        The report; ``report.problems`` is empty when the data can be trained on.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; expected a dataset folder to check")

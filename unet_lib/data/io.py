@@ -59,9 +59,14 @@ def _draft_request(size: tuple[int, int], min_size: tuple[int, int]) -> tuple[in
 
 
 def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Read a picture as uint8 RGB [3, H, W] (see ``rgb_tensor``). With ``min_size``, the ``(H, W)`` the caller
-    will resize to, a JPEG is decoded straight at the smallest scale (1/2, 1/4, 1/8) still that big: libjpeg
-    scales in the DCT domain (1918x1280 at 1/4 is 480x320), much faster than decoding at full size."""
+    """Read a picture as uint8 RGB [3, H, W]; grayscale, palette, RGBA and 16-bit pictures are converted.
+
+    Args:
+        path: The picture file.
+        min_size: The ``(H, W)`` the caller will resize to. A JPEG is then decoded straight at the smallest
+            scale (1/2, 1/4, 1/8) still that big: libjpeg scales in the DCT domain (1918x1280 at 1/4 is
+            480x320), much faster than decoding at full size.
+    """
     path = Path(path)
     with _open(path) as opened:  # closes the file, whatever happens below
         if min_size is not None and opened.format == "JPEG":

@@ -13,8 +13,15 @@ _TOKENS = re.compile(r"[0-9]+(?:\s+[0-9]+)*", re.ASCII)
 
 
 def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
-    """Decode Carvana run-length pairs (``""``: an empty mask) into a uint8 mask of 0/1 of ``shape`` ``(H, W)``;
-    a malformed string or a run outside the image is an ``InputError``."""
+    """Decode Carvana run-length pairs into a mask.
+
+    Args:
+        rle: ``"start length ..."`` pairs (1-indexed, row-major); ``""`` is an empty mask.
+        shape: ``(H, W)`` of the mask.
+
+    Returns:
+        uint8 [H, W] of 0/1; a malformed string or a run outside the image is an ``InputError``.
+    """
     try:
         height, width = (int(n) for n in shape)
     except (TypeError, ValueError):

@@ -15,10 +15,15 @@ AUGMENTS = get_args(AugmentKind)
 
 
 def build_transforms(augment: AugmentKind | bool = "none", mask_fill: int = 0, color: bool = False) -> v2.Compose:
-    """Transforms for a resized (uint8 ``Image``, ``Mask``) pair; the image comes out float32 in [0, 1]. ``augment``:
-    ``"none"``, ``"flip"`` (horizontal flips), ``"original"`` (the original project's flips and rotation) or
-    ``"default"`` (True: flips and small shifts, scales and rotations); ``mask_fill``: the mask value that rotation
-    brings in from outside the picture (0 for Carvana, ``IGNORE_INDEX`` for Cityscapes); ``color``: colour jitter."""
+    """Transforms for a resized (uint8 ``Image``, ``Mask``) pair; the image comes out float32 in [0, 1].
+
+    Args:
+        augment: ``"none"``, ``"flip"`` (horizontal flips), ``"original"`` (the original project's flips and
+            rotation) or ``"default"`` (flips and small shifts, scales and rotations); True means ``"default"``.
+        mask_fill: The mask value rotation brings in from outside the picture: 0 (background) for Carvana,
+            ``IGNORE_INDEX`` for Cityscapes.
+        color: Add colour jitter (Cityscapes).
+    """
     kind = "default" if augment is True else "none" if augment is False else augment
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}
     steps = {

@@ -29,10 +29,14 @@ class Activations(dict):
 
 
 def layer_names(model: nn.Module, kind: str = "blocks") -> list[str]:
-    """Names of the layers worth looking at, to pass to :func:`capture`, as ``model.named_modules()`` spells them:
-    with ``kind="blocks"``, a U-Net's blocks in forward order (``downs.0 .. downs.3``, ``bottleneck``,
-    ``upconvs.0``, ``ups.0``, ..., ``final_conv``) or another model's top-level layers; with ``kind="all"``,
-    every named submodule, containers and leaves, in the order they were created."""
+    """Names of the layers worth looking at, to pass to :func:`capture`, as ``model.named_modules()`` spells them.
+
+    Args:
+        model: A :class:`~unet_lib.model.UNet`, or any module.
+        kind: ``"blocks"``: a U-Net's blocks in forward order (``downs.0 .. downs.3``, ``bottleneck``,
+            ``upconvs.0``, ``ups.0``, ..., ``final_conv``), or another model's top-level layers; ``"all"``:
+            every named submodule, containers and leaves, in the order they were created.
+    """
     if kind == "all":
         return [name for name, _ in model.named_modules() if name]
     if kind != "blocks":
