@@ -134,7 +134,7 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, cache_folder, 
     elif damage == "empty":
         data = bytearray()
     else:
-        data[layout.images_at + 3 * layout.image_bytes + 100] ^= 0xFF  # one byte of the fourth picture
+        data[layout.image_at[3] + 100] ^= 0xFF  # one byte of the fourth picture
     path.write_bytes(bytes(data))
     if damage == "pixels":
         dataset = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
@@ -225,8 +225,28 @@ def test_modes_and_the_older_true_false(carvana_tree, cache_folder):
     memory = use_cache(CarvanaDataset(carvana_tree, "train", size=(16, 24)), True)
     assert_same(memory, CarvanaDataset(carvana_tree, "train", size=(16, 24)))
     assert len(memory.cache.memory) == len(memory) and not cache_folder.exists()
-    with pytest.warns(UserWarning, match="cannot share one file"):
-        full_size = use_cache(CarvanaDataset(carvana_tree, "train"), "disk")  # pictures of any size: read each time
-    assert full_size.cache.mode == "none"
-    assert_same(full_size, CarvanaDataset(carvana_tree, "train"))
-    assert not cache_folder.exists()
+
+
+def test_pictures_of_different_sizes_share_one_file_at_their_own_size(tmp_path, cache_folder):
+    root = tmp_path / "carvana"
+    ids = make_carvana_tree(root)  # 48x32 photos
+    mask = np.zeros((40, 56), dtype=np.uint8)
+    mask[10:30, 12:40] = 1
+    Image.fromarray(np.stack([mask * 200] * 3, axis=-1)).save(root / "train" / f"{ids[2]}.jpg", quality=95)
+    gif = Image.fromarray(mask, mode="P")
+    gif.putpalette([0, 0, 0, 255, 255, 255])
+    gif.save(root / "train_masks" / f"{ids[2]}_mask.gif")
+    dataset = use_cache(CarvanaDataset(root, "train"), "disk")  # size None: each photo at its own size
+    build_cache(dataset, progress=False)
+    assert dataset.cache.path.name.startswith("carvana-train-own-")
+    assert {tuple(image.shape[-2:]) for image, _ in pictures(dataset)} == {(32, 48), (40, 56)}
+    assert_same(dataset, CarvanaDataset(root, "train"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read back from the file, whole
+        again = use_cache(CarvanaDataset(root, "train"), "disk")
+        assert again.cache.open().table.all() and again.cache.path == dataset.cache.path
+        assert_same(again, CarvanaDataset(root, "train"))
+    resized = use_cache(CarvanaDataset(root, "train", size=(16, 24)), "disk")
+    resized[0]
+    assert resized.cache.path != dataset.cache.path  # another size, another file; both kept
+    assert len(list(cache_folder.glob("*.pictures"))) == 2

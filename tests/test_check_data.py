@@ -7,8 +7,9 @@ from folder_trees import listing, make_folder_tree
 from PIL import Image
 
 from unet_lib.cli import main
-from unet_lib.cli.check_report import class_weights, image_sizes, mask_modes, report_lines
-from unet_lib.data.check import check_tree, detect_dataset
+from unet_lib.cli.check_report import image_sizes, mask_modes, report_lines
+from unet_lib.data.check import check_tree, detect_dataset, loss_weights
+from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 
 
@@ -32,7 +33,7 @@ def test_a_good_binary_tree_is_ready_to_train(tmp_path, capsys):
     positives, negatives = int((values == 1).sum()), int((values == 0).sum())
     assert report.class_names == ["background", "foreground"] and not report.classes.foreground_255
     assert report.class_pixels.tolist() == [negatives, positives]
-    assert class_weights(report) == ("pos_weight", [pytest.approx(negatives / positives)])
+    assert loss_weights(report) == [pytest.approx(negatives / positives)]  # pos_weight
     assert any(
         line.startswith("  network size    40x60 is not divisible by 16") and "--size 48x64" in line for line in lines
     )
@@ -54,7 +55,7 @@ def test_several_classes_named_by_classes_txt(tmp_path, capsys):
     assert report.splits.startswith("6 in images/, 2 in val/images/")
     assert report.ignored_pixels == 8 * 2 * 60  # two rows of 255 in each mask
     freq = report.class_pixels / report.class_pixels.sum()
-    assert class_weights(report)[1] == pytest.approx((np.median(freq) / freq).tolist())  # median frequency
+    assert loss_weights(report) == pytest.approx((np.median(freq) / freq).tolist())  # median frequency
     code, lines = run_check(capsys, tmp_path, "--size", "48x64")
     assert code == 0 and "3 from classes.txt" in "\n".join(lines) and "--size 48x64 suits" in "\n".join(lines)
 
@@ -164,7 +165,7 @@ def test_carvana_and_cityscapes_trees(tmp_path, capsys):
     for split in ("train", "val"):
         for label in (tmp_path / "coarse" / "gtFine" / split).rglob("*.png"):
             label.unlink()
-    assert check_tree(tmp_path / "coarse", mode="coarse", progress=False).ok  # gtCoarse is what coarse training reads
+    assert check_tree(tmp_path / "coarse", progress=False, layout=Layout(mode="coarse")).ok  # gtCoarse is what coarse training reads
     assert "image without labels" in check_tree(tmp_path / "coarse", progress=False).problems[0]
     (tmp_path / "carvana" / "train_masks" / "000000000001_02_mask.gif").unlink()
     code, lines = run_check(capsys, tmp_path / "carvana")
@@ -173,7 +174,7 @@ def test_carvana_and_cityscapes_trees(tmp_path, capsys):
 
 def test_layouts_it_cannot_read_and_sizes_it_cannot_use(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="neither a folder tree"):
+    with pytest.raises(InputError, match="not a layout this reads: a folder tree"):
         check_tree(tmp_path / "empty")
     assert main(["check-data", str(tmp_path / "missing")]) == 2
     make_folder_tree(tmp_path / "data")

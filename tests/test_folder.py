@@ -76,7 +76,7 @@ def test_split_is_seeded_and_stable(tmp_path):
     first = FolderDataset(tmp_path, "val", val_fraction=0.3).ids
     assert len(first) == 3 and FolderDataset(tmp_path, "val", val_fraction=0.3).ids == first
     assert set(first).isdisjoint(FolderDataset(tmp_path, "train", val_fraction=0.3).ids)
-    assert FolderDataset(tmp_path, "val", val_fraction=0.3, seed=1).ids != first
+    assert set(FolderDataset(tmp_path, "val", val_fraction=0.5).ids) > set(first)  # one shuffle, a longer share
 
 
 def test_the_cache_keeps_masks_as_stored(tmp_path):

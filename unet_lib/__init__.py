@@ -11,7 +11,7 @@ from unet_lib.checkpoint import load_checkpoint, model_from_checkpoint, save_che
 from unet_lib.config import RECIPES, ConfigError, TrainConfig, recipe
 from unet_lib.data import CarvanaDataset, CityscapesDataset, FolderDataset, build_datasets, build_loaders
 from unet_lib.errors import InputError
-from unet_lib.evaluation import Scores, evaluate, predict, predict_labels, predict_logits
+from unet_lib.evaluation import Scores, Tiled, evaluate, predict, predict_labels, predict_logits, tiled_logits
 from unet_lib.inspect.hooks import capture, layer_names
 from unet_lib.losses import BCEDiceLoss, make_loss
 from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix, dice_per_image
@@ -31,6 +31,7 @@ __all__ = [
     "FolderDataset",
     "InputError",
     "Scores",
+    "Tiled",
     "TrainConfig",
     "UNet",
     "build_datasets",
@@ -52,6 +53,7 @@ __all__ = [
     "recipe",
     "save_checkpoint",
     "seed_everything",
+    "tiled_logits",
     "train",
     "train_one_epoch",
     "train_step",

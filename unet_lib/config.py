@@ -16,6 +16,7 @@ OptimizerName = Literal["adam", "adamw"]  # Adam (the original), or AdamW (decou
 SchedulerName = Literal["none", "onecycle"]  # constant lr (the original), or warm-up then cosine decay
 AugmentKind = Literal["none", "flip", "original", "default"]  # see data/transforms.py
 AnnotationMode = Literal["fine", "coarse"]  # Cityscapes' gtFine or gtCoarse label files
+ClassWeighting = Literal["none", "median-frequency"]  # the loss's class weights (data/check.py: loss_weights)
 CacheMode = Literal["disk", "memory", "none"]  # decoded pictures: one shared file, a copy per worker, or none
 RUNTIME_FIELDS = ("num_workers", "cache", "device", "threads", "progress")  # where and how a run is carried out
 
@@ -30,6 +31,7 @@ class TrainConfig:
     data_dir: str = "data/carvana"  # dataset folder, see README for the layouts read
     class_names: tuple[str, ...] = ()  # folder: one name per class, filled from the data by train
     image_size: tuple[int, int] = (160, 240)  # (H, W) the network sees; divisible by 16
+    crop: tuple[int, int] | None = None  # (H, W): train on random crops of each picture at its own size; None: resize
     features: tuple[int, ...] = (64, 128, 256, 512)  # encoder widths; these are the original's 31 M parameters
     block: BlockKind = "double"  # "double" (conv-BN-ReLU x2, the original) or "residual"
     upsample: UpsampleKind = "transpose"  # "transpose" (ConvTranspose2d, the original) or "bilinear"
@@ -42,6 +44,13 @@ class TrainConfig:
     num_epochs: int = 20
     augment: AugmentKind = "default"  # "none", "flip", "original" (flips + 35 degree turns), "default" (transforms.py)
     mode: AnnotationMode = "fine"  # cityscapes annotations: "fine" (gtFine) or "coarse" (gtCoarse)
+    images_dir: str = "images"  # folder data: the training pictures' folder, relative to data_dir (--images)
+    masks_dir: str = "masks"  # folder data: their masks, paired by name: x.png with x.png, x_mask.png or x_L.png
+    val_images_dir: str = "val/images"  # folder data: validation pictures (absent: a val_fraction share is held out)
+    val_masks_dir: str = "val/masks"  # folder data: their masks
+    ignore_index: int | None = None  # folder data: the masks' void value, read as 255 (ignored by loss and metrics)
+    class_weights: ClassWeighting = "none"  # "median-frequency": weigh the loss by check-data's class weights
+    loss_weights: tuple[float, ...] = ()  # filled by train from the data when class_weights is set
     val_fraction: float = 0.2  # carvana: share of cars held out when the data has no val/ folder
     limit: int | None = None  # use only the first N training and validation images (quick runs)
     cache: CacheMode = "disk"  # "disk": a file in ~/.cache/unet_lib, shared by workers and runs; "memory": per worker
@@ -75,15 +84,26 @@ class TrainConfig:
             raise ConfigError(f"val_fraction: expected a share strictly between 0 and 1, got {self.val_fraction}")
         if not 0 < self.threshold < 1:  # 0 or 1 would mark every pixel or none
             raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {self.threshold}")
+        if self.ignore_index is not None and not 0 <= self.ignore_index < 255:
+            raise ConfigError(
+                f"ignore_index: expected a mask value 0..254 (255 is always ignored), got {self.ignore_index}"
+            )
         if self.class_names and len(self.class_names) < 2:
             raise ConfigError(f"class_names: expected 2 or more names, got {list(self.class_names)}")
-        h, w = self.image_size
         step = 2 ** len(self.features)
-        if h % step or w % step:
-            raise ConfigError(
-                f"image_size: {h}x{w} is not divisible by {step} (the U-Net halves it {len(self.features)} times);"
-                f" try {max(step, round(h / step) * step)}x{max(step, round(w / step) * step)}"
-            )
+        for name in ("image_size", "crop"):
+            h, w = getattr(self, name) or (step, step)  # no crop: nothing to check
+            if h % step or w % step:
+                raise ConfigError(
+                    f"{name}: {h}x{w} is not divisible by {step} (the U-Net halves it {len(self.features)} times);"
+                    f" try {max(step, round(h / step) * step)}x{max(step, round(w / step) * step)}"
+                )
+
+    @property
+    def resize_to(self) -> tuple[int, int] | None:
+        """The ``(H, W)`` pictures are resized to as they are read: ``image_size``, or None with a ``crop`` (each
+        picture at its own size; the network sees crops of it in training, tiles of the crop's size after)."""
+        return None if self.crop else self.image_size
 
     def runtime_fields(self) -> dict[str, Any]:
         """The fields that say where and how a run is carried out, not what is trained: free to change on resume."""

@@ -1,9 +1,10 @@
 """Scoring and predicting: ``evaluate`` is the one loop that scores a model (training's validation, the
-``evaluate`` command, the threshold sweep: other metrics plugged in), ``predict`` the one way to label pictures."""
+``evaluate`` command, the threshold sweep: other metrics plugged in), ``predict`` the one way to label pictures,
+``tiled_logits`` the way to predict pictures larger than the network was trained on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -91,6 +92,77 @@ def predict(
     """Label maps int64 [B, H, W] for a batch of images [B, 3, h, w]: the model in eval mode, then
     sigmoid > ``threshold`` (one output channel) or argmax; ``out_size`` upsamples the logits first."""
     return predict_labels(predict_logits(model, images, out_size, tta), threshold)
+
+
+def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
+    """Where tiles of ``tile`` pixels start along ``length`` pixels, each sharing ``overlap`` of itself with the
+    next; the last one ends flush with the border."""
+    last = max(length - tile, 0)
+    return [*range(0, last, max(1, round(tile * (1 - overlap)))), last]
+
+
+def blend_weights(height: int, width: int) -> torch.Tensor:
+    """float [h, w]: each pixel's weight in a tile's blend, a separable ramp from its border (small, never 0: every
+    pixel counts) to 1 in its centre, where the network sees the most context."""
+    ramps = [torch.minimum(torch.arange(n) + 1, n - torch.arange(n)) / ((n + 1) // 2) for n in (height, width)]
+    return ramps[0][:, None] * ramps[1][None, :]
+
+
+def tiled_logits(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    tile: Sequence[int],
+    overlap: float = 0.5,
+    tiles_per_call: int = 4,
+) -> torch.Tensor:
+    """float32 logits [B, C, H, W] of pictures of any size: overlapping tiles predicted and blended without seams.
+
+    Args:
+        model: Any callable from float [N, 3, h, w] to logits [N, C, h, w]: a U-Net, an ONNX session in a lambda.
+        images: float [B, 3, H, W]; a picture smaller than a tile is padded (reflected), the logits cropped back.
+        tile: ``(h, w)`` of a tile (a U-Net's: divisible by ``2 ** len(features)``).
+        overlap: The share of a tile its neighbour covers too (0.5: most pixels are in 2 x 2 tiles).
+        tiles_per_call: Tiles of each picture passed to ``model`` at once.
+
+    Returns:
+        The blend of the tiles' logits, each weighted by :func:`blend_weights`; one tile's logits as they are.
+    """
+    if not 0 <= overlap < 1:  # a negative share would leave gaps between the tiles
+        raise ValueError(f"overlap: expected a share of a tile in [0, 1), got {overlap}")
+    (height, width), (th, tw) = images.shape[-2:], tile
+    pad_h, pad_w = max(th - height, 0), max(tw - width, 0)
+    if pad_h or pad_w:  # reflecting needs a picture longer than the padding; else its border pixels repeat
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        images = F.pad(images, [0, pad_w, 0, pad_h], mode=mode)  # (B, 3, max(H, th), max(W, tw))
+    tops, lefts = tile_starts(images.shape[-2], th, overlap), tile_starts(images.shape[-1], tw, overlap)
+    corners = [(top, left) for top in tops for left in lefts]
+    if len(corners) == 1:  # one tile is the whole (padded) picture: its logits as they are
+        return model(images).float()[..., :height, :width]
+    weights = blend_weights(th, tw).to(images.device)  # (th, tw)
+    weight_sum, total = torch.zeros(images.shape[-2:], device=images.device), None
+    for k in range(0, len(corners), tiles_per_call):
+        chunk = corners[k : k + tiles_per_call]
+        batch = torch.cat([images[..., y : y + th, x : x + tw] for y, x in chunk])  # (len(chunk) * B, 3, th, tw)
+        for (y, x), logits in zip(chunk, model(batch).float().split(len(images)), strict=True):  # (B, C, th, tw)
+            if total is None:
+                total = logits.new_zeros(*logits.shape[:2], *images.shape[-2:])  # (B, C, H', W')
+            total[..., y : y + th, x : x + tw] += logits * weights
+            weight_sum[y : y + th, x : x + tw] += weights
+    return (total / weight_sum)[..., :height, :width]  # (B, C, H, W)
+
+
+class Tiled(nn.Module):
+    """``model`` predicting in overlapping tiles (:func:`tiled_logits`): it takes pictures of any size where
+    ``model`` takes them, so ``evaluate(Tiled(model, (256, 256)), loader, ...)`` and flip TTA work unchanged."""
+
+    def __init__(self, model: nn.Module, tile: Sequence[int], overlap: float = 0.5):
+        super().__init__()
+        self.model, self.tile, self.overlap = model, tuple(tile), overlap
+        self.arch = getattr(model, "arch", None)  # a U-Net's arguments, which the commands read
+        self.train(model.training)  # eval_mode(self) then puts ``model`` back as it was
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return tiled_logits(self.model, images, self.tile, self.overlap)  # (B, C, H, W)
 
 
 @dataclass

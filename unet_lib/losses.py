@@ -3,6 +3,7 @@ plus soft Dice, for one output channel; cross-entropy that skips ``IGNORE_INDEX`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import get_args
 
 import torch
@@ -49,16 +50,24 @@ class BCEDiceLoss(nn.Module):
     """bce_weight * BCE(logits, masks) + dice_weight * (1 - mean soft Dice per image).
 
     BCE judges every pixel on its own; Dice judges the overlap of the whole shape, so it does not let a small
-    object drown in background pixels. ``smooth`` is :func:`soft_dice`'s.
+    object drown in background pixels. ``smooth`` is :func:`soft_dice`'s; ``pos_weight`` weighs BCE's
+    foreground pixels (as ``nn.BCEWithLogitsLoss``'s does).
     """
 
-    def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0):
+    def __init__(
+        self,
+        bce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        smooth: float = 1.0,
+        pos_weight: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
+        self.register_buffer("pos_weight", pos_weight)  # moves with .to(device); None: unweighted
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         target = _binary_target(logits, masks)
-        bce = F.binary_cross_entropy_with_logits(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight)
         dice = soft_dice(logits, target, self.smooth).mean()
         return self.bce_weight * bce + self.dice_weight * (1 - dice)
 
@@ -76,8 +85,8 @@ class MaskBCEWithLogitsLoss(nn.BCEWithLogitsLoss):
 class MaskCrossEntropyLoss(nn.CrossEntropyLoss):
     """``nn.CrossEntropyLoss`` that skips ``IGNORE_INDEX`` pixels and accepts masks [N, H, W] or [N, 1, H, W]."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX):
-        super().__init__(ignore_index=ignore_index)
+    def __init__(self, ignore_index: int = IGNORE_INDEX, weight: torch.Tensor | None = None):
+        super().__init__(weight=weight, ignore_index=ignore_index)
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         if masks.ndim == 4 and masks.shape[1] == 1:
@@ -89,22 +98,28 @@ class MaskCrossEntropyLoss(nn.CrossEntropyLoss):
         return super().forward(logits, masks.long())
 
 
-def make_loss(name: LossName, num_classes: int) -> nn.Module:
-    """Build a loss by name; the module is called as ``loss_fn(logits, masks)``.
+def make_loss(name: LossName, num_classes: int, weights: Sequence[float] = ()) -> nn.Module:
+    """Build a loss by name; the module is called as ``loss_fn(logits, masks)`` (move it to the logits' device).
 
     Args:
         name: ``"bce"`` (binary cross-entropy), ``"bce_dice"`` (BCE + soft Dice) or ``"ce"`` (cross-entropy
             over classes, ignoring ``IGNORE_INDEX``).
         num_classes: The model's output channels: 1 for the binary losses, 2 or more for ``"ce"``.
+        weights: Class weights (``"ce"``: one per class) or ``[pos_weight]`` (binary), e.g. the ones check-data
+            prints (``unet_lib.data.check.loss_weights``); empty: unweighted.
     """
     if name not in LOSSES:
         raise InputError(f"loss name: expected one of {', '.join(LOSSES)}, got {name!r}")
+    expected = num_classes if name == "ce" else 1
+    if weights and len(weights) != expected:
+        raise InputError(f"weights: the {name!r} loss takes {expected} (one per output channel), got {len(weights)}")
+    weight = torch.tensor(weights, dtype=torch.float32) if weights else None
     if name == "ce":
         if num_classes < 2:
             raise InputError(f"num_classes: the 'ce' loss needs 2 or more classes, got {num_classes}")
-        return MaskCrossEntropyLoss()
+        return MaskCrossEntropyLoss(weight=weight)
     if num_classes != 1:
         raise InputError(
             f"num_classes: the {name!r} loss needs a single-channel model (num_classes=1), got {num_classes}"
         )
-    return MaskBCEWithLogitsLoss() if name == "bce" else BCEDiceLoss()
+    return MaskBCEWithLogitsLoss(pos_weight=weight) if name == "bce" else BCEDiceLoss(pos_weight=weight)

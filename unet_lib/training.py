@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 from unet_lib.checkpoint import load_checkpoint, load_weights, new_run_dir, save_checkpoint, write_json
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATASETS, best_metric, build_datasets, build_loaders, class_names, configure, num_outputs
-from unet_lib.data.check import check_tree
+from unet_lib.data.check import check_tree, loss_weights
+from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
-from unet_lib.evaluation import Scores, evaluate, forward
+from unet_lib.evaluation import Scores, Tiled, evaluate, forward
 from unet_lib.losses import make_loss
 from unet_lib.model import UNet
 from unet_lib.runtime import (
@@ -222,7 +223,8 @@ def fit(
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, precision, epoch)
-        val = evaluate(core, val_loader, [Scores(num_classes, [config.threshold])], loss_fn, precision.dtype)
+        scored = Tiled(core, config.crop) if config.crop else core  # trained on crops: whole pictures, in tiles
+        val = evaluate(scored, val_loader, [Scores(num_classes, [config.threshold])], loss_fn, precision.dtype)
         row = {"epoch": epoch, **train, **{f"val_{k}": v for k, v in val.items()}}
         row.update(lr=lr, seconds=time.perf_counter() - started)
         history.append(row)
@@ -252,25 +254,25 @@ def fit(
     return history
 
 
-def check_data(config: TrainConfig) -> Any:
+def check_data(config: TrainConfig) -> tuple[Any, list[float]]:
     """check-data's checks on the config's data, run by the first process: the first problem stops training in
     one line, before a run folder is made; every process stops, or none. Returns what the check found that
-    building the datasets would otherwise read again (a folder's classes)."""
-    found = [None, None]  # (the first problem, what was found)
+    building the datasets would otherwise read again (a folder's classes), and the loss weights it suggests."""
+    found = [None, None, []]  # (the first problem, the classes, the loss weights)
     if is_main_process():
         try:
             size, depth = config.image_size, len(config.features)
-            report = check_tree(config.data_dir, config.dataset, size, depth, show_progress(), config.mode)
+            report = check_tree(config.data_dir, config.dataset, size, depth, show_progress(), Layout.of(config))
             more = f" (and {len(report.problems) - 1} more: python -m unet_lib check-data {config.data_dir})"
             first = report.problems[0] + (more if len(report.problems) > 1 else "") if report.problems else None
-            found = [first, report.classes]
+            found = [first, report.classes, loss_weights(report)]
         except InputError as err:
-            found = [str(err), None]
+            found = [str(err), None, []]
     if is_distributed():
         dist.broadcast_object_list(found, src=0)
     if found[0] is not None:
         raise InputError(found[0])
-    return found[1]
+    return found[1], found[2]
 
 
 def overfit_batch(
@@ -344,14 +346,18 @@ def train(
         if overfit:
             config = dataclasses.replace(config, augment="none")  # the same pictures every step
         seed_everything(config.seed, threads=config.threads)
-        if datasets is None or callable(datasets):
-            known = check_data(config)  # a data problem ends here, before a run folder is made
+        checked = datasets is None or callable(datasets)
+        weigh = config.class_weights != "none" and not config.loss_weights
+        known, weights = check_data(config) if checked or weigh else (None, [])  # a data problem ends here
+        if checked:
             datasets = (datasets or build_datasets)(config, known)
         train_set, val_set = datasets
         config = configure(config, train_set)  # folder data: the class names, and so the loss, come from the data
+        if weigh:
+            config = dataclasses.replace(config, loss_weights=tuple(weights))  # check-data's, stored with the run
         seed_everything(config.seed, threads=config.threads)  # building the data may draw random numbers
         model = build_model(config).to(device)
-        loss_fn = make_loss(config.loss, num_outputs(config))
+        loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device)
         if overfit:  # the first batch, the config's learning rate held constant
             batch = default_collate([train_set[i] for i in range(min(config.batch_size, len(train_set)))])
             loss, steps = overfit_batch(model, batch, loss_fn, make_optimizer(model, config))
@@ -368,8 +374,17 @@ def train(
         if is_main_process():
             print(f"training on {device} -> {out_dir}", flush=True)
             if not DATASETS[config.dataset].class_names:  # classes from the data: say which, and how trained
-                how = f"one output channel, {config.loss}" if num_outputs(config) == 1 else "cross-entropy, 255 ignored"
+                void = "255" if config.ignore_index is None else f"{config.ignore_index} and 255"
+                how = (
+                    f"one output channel, {config.loss}"
+                    if num_outputs(config) == 1
+                    else f"cross-entropy, {void} ignored"
+                )
                 print(f"{config.data_dir}: {len(config.class_names)} classes ({', '.join(config.class_names)}): {how}")
+            if config.loss_weights:
+                names = ["pos_weight"] if num_outputs(config) == 1 else class_names(config)
+                shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, config.loss_weights, strict=True))
+                print(f"loss weights ({config.class_weights}, from check-data): {shown}", flush=True)
         loaders = build_loaders(config, train_set, val_set)
         if_exists = "resume" if resume else "overwrite" if overwrite else "error"
         history = fit(model, loaders, loss_fn, config, out_dir, if_exists, on_epoch_end)
@@ -377,6 +392,10 @@ def train(
             key = best_metric(config)
             best = max(history, key=lambda row: row[key])
             print(f"best {key} {best[key]:.4f} at epoch {best['epoch']}; checkpoints in {out_dir} (best.pt, last.pt)")
+            ious = best["val_iou"] if num_outputs(config) > 1 else []  # one per class
+            if never := [name for name, iou in zip(class_names(config), ious, strict=False) if iou == 0]:
+                hint = "" if config.loss_weights else "; try --class-weights median-frequency"
+                print(f"never predicted right in validation (IoU 0): {', '.join(never)}{hint}", flush=True)
         return history
     finally:
         if joined is not None:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from unet_lib.config import RECIPES, CacheMode, ConfigError, DatasetName
+from unet_lib.config import RECIPES, CacheMode, ClassWeighting, ConfigError, DatasetName
+from unet_lib.data.folder import EXPECTED_LAYOUT as FOLDER_LAYOUT
 from unet_lib.errors import InputError
 
 EPILOG = """examples:
@@ -29,8 +30,15 @@ EPILOG = """examples:
   python -m unet_lib check-data data/mine
   python -m unet_lib train folder --data data/mine --overfit-batch
   python -m unet_lib train folder --data data/mine --size 256x256 --epochs 30
+  python -m unet_lib train folder --data data/big-pictures --crop 256x256
+  python -m unet_lib predict --checkpoint best.pt big.tif --tile 512x512 --out predictions
   python -m unet_lib export --checkpoint models/folder/run-001/best.pt --out model.onnx
   python -m unet_lib demo"""
+
+TILE_HELP = (
+    "height x width of the tiles: predict each picture at its own size in overlapping tiles, blended (default: the"
+    " crop of a checkpoint trained with --crop); not with --size"
+)
 
 
 def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
@@ -55,6 +63,26 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def add_layout_options(p: argparse.ArgumentParser, stored: bool = False) -> None:
+    """The options that say where a folder tree's pictures and masks are, and its void value (``stored``: kept in
+    the checkpoint, so needed only for a tree laid out otherwise)."""
+    tail = "; stored in the checkpoint: needed only for a tree laid out otherwise" if stored else ""
+    group = p.add_argument_group(
+        "folder data laid out otherwise",
+        "folders relative to the tree; a picture x.png pairs with a mask x.png, x_mask.png or x_L.png" + tail,
+    )
+    group.add_argument("--images", metavar="DIR", help="the (training) pictures, e.g. train (default images)")
+    group.add_argument("--masks", metavar="DIR", help="their masks, e.g. trainannot (default masks)")
+    group.add_argument("--val-images", metavar="DIR", help="validation pictures, e.g. val (default val/images)")
+    group.add_argument("--val-masks", metavar="DIR", help="their masks, e.g. valannot (default val/masks)")
+    group.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="N",
+        help="the masks' void value, e.g. 11: read as 255, ignored by the loss and the scores (255 always is)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a dataset folder before training: pairs, sizes, mask values, class balance, problems",
         description="Reads every mask and each picture's header, prints what the data holds and every problem "
         "(one line each, naming the file); exit code 2 when the data cannot be trained on. Changes no file.",
+        epilog=f"Your own data (folder): {FOLDER_LAYOUT}\nCarvana: train/ + train_masks/ (or train_masks.csv). "
+        "Cityscapes: leftImg8bit/ + gtFine/. More in data/README.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dir", type=Path, help="the dataset folder")
     p.add_argument("--dataset", choices=get_args(DatasetName), help="its layout (default: detected)")
     p.add_argument("--size", type=parse_size, help="height x width you mean to train at, e.g. 320x480")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_layout_options(p)
 
     p = subcommands.add_parser("train", help="train a U-Net")
     p.add_argument("dataset", choices=get_args(DatasetName), help="folder: your own images/ and masks/ (check-data)")
@@ -110,10 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="named recipe (default: recommended / cityscapes-recommended / folder)",
     )
     p.add_argument("--size", type=parse_size, help="height x width the network sees, e.g. 320x480")
+    p.add_argument(
+        "--crop",
+        type=parse_size,
+        help="height x width: train on random crops of each picture at its own size (no resize), validate whole"
+        " pictures in tiles of that size; evaluate and predict then tile too",
+    )
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--lr", type=float)
     p.add_argument("--features", type=parse_features, help="encoder widths, e.g. 16,32,64,128")
+    p.add_argument(
+        "--class-weights",
+        choices=get_args(ClassWeighting),
+        help="weigh the loss by the classes' pixel shares, as check-data prints them: median frequency for"
+        " cross-entropy, pos_weight (negatives / positives) for two classes; helps rare classes (default none)",
+    )
     p.add_argument("--limit", type=positive_int, help="use only the first N training and validation images")
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
     p.add_argument(
@@ -137,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch stays)")
+    add_layout_options(p, stored=True)
     p.add_argument(
         "--overfit-batch",
         action="store_true",
@@ -149,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="val", help="split to score (default val)")
     p.add_argument("--size", type=parse_size, help="height x width (default: the checkpoint's, 320x480 for .h5 files)")
+    p.add_argument("--tile", type=parse_size, help=TILE_HELP)
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument(
         "--tta", action="store_true", help="cityscapes: score the flip-averaged prediction (carvana reports both)"
@@ -157,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true")
+    add_layout_options(p, stored=True)
 
     p = subcommands.add_parser(
         "predict",
@@ -176,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="png: mask + overlay per input (default); cityscapes: labelId + colour PNGs of a --data split",
     )
     p.add_argument("--size", type=parse_size, help="height x width the network sees (default: the checkpoint's)")
+    p.add_argument("--tile", type=parse_size, help=TILE_HELP)
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped prediction")
     p.add_argument("--batch-size", type=positive_int, default=4)
@@ -183,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_layout_options(p, stored=True)
 
     p = subcommands.add_parser(
         "export",

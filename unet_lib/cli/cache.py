@@ -1,5 +1,5 @@
-"""One picture cache for all processes: decoded, resized uint8 pictures written once to a file that every
-DataLoader worker and every later run memory-maps, so the OS page cache holds a single copy.
+"""One picture cache for all processes: decoded uint8 pictures (resized, or at their own size) written once to a
+file that every DataLoader worker and every later run memory-maps, so the OS page cache holds a single copy.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from unet_lib.cli.cache_file import VERSION, CacheFile, Layout, create, inspect
 from unet_lib.config import CacheMode
+from unet_lib.data.io import image_size
 from unet_lib.errors import InputError
 from unet_lib.runtime import show_progress
 
@@ -71,20 +72,20 @@ class Decoding(Dataset):
 class PictureCache:
     """Decoded pictures of one dataset, kept as ``mode`` says (see ``CacheMode``).
 
-    ``"disk"`` keeps them in ``cache_dir()/<label>-<H>x<W>-<folders>-<files>.pictures``, whose name hashes
-    the resolved folders and every source file's path, size and modification time: changed data gets a new
-    file, and the old one is removed. The file is created whole (all slots empty, renamed into place, one
+    ``"disk"`` keeps them in ``cache_dir()/<label>-<H>x<W>-<folders>-<files>.pictures`` (``-own-`` for pictures
+    at their own size), whose name hashes the resolved folders, the size and every source file's path, size and
+    modification time: changed data gets a new file, and the old one is removed. The file is created whole (all slots empty, renamed into place, one
     process at a time under an ``fcntl`` lock) before the DataLoader workers start; each slot is filled
     the first time any process reads it, and checked against its checksum on every read. A truncated or
-    damaged file is made anew, a damaged slot decoded again, each with a one-line warning. Pictures at
-    file size (``size=None``) may differ in size and cannot share one file: ``"disk"`` then reads the files.
+    damaged file is made anew, a damaged slot decoded again, each with a one-line warning. Pictures at their
+    own size (``size=None``) may differ in size: each slot has its picture's, read from its header.
 
     Args:
         mode: ``"disk"``, ``"memory"`` (each process keeps its own dict), ``"none"``; or True / False.
-        decode: ``index -> (uint8 image [3, H, W], uint8 mask [H, W] or None)``, already resized.
-        sources: ``index -> the files that item is decoded from`` (they make the key).
+        decode: ``index -> (uint8 image [3, H, W], uint8 mask [H, W] or None)``, resized to ``size``.
+        sources: ``index -> the files that item is decoded from``, the picture first (they make the key).
         count: Number of items.
-        size: ``(H, W)`` every decoded picture has, or None.
+        size: ``(H, W)`` every decoded picture has, or None: each its own (its picture file's).
         label: Names the file, e.g. ``"carvana-train"``.
     """
 
@@ -107,13 +108,6 @@ class PictureCache:
         self.file: CacheFile | None = None  # the open file, in this process
         self.warned = False  # about a damaged slot or a full disk, once per process
         self.full = False  # writing failed (a full disk, say): read what is there, keep nothing more
-        if self.mode == "disk" and size is None:
-            warnings.warn(
-                f"cache='disk' for {label}: pictures at file size may differ in size and cannot share one file; "
-                "reading them from their files each time (pass size=(H, W), or cache='memory' to keep them in RAM)",
-                stacklevel=3,
-            )
-            self.mode = "none"
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "file": None}  # each process maps the file itself
@@ -175,8 +169,8 @@ class PictureCache:
                     digest.update(f"{index} {seen[source]}\n".encode())
             place = hashlib.sha256("\n".join(sorted(places)).encode()).hexdigest()[:8]
             self.key = digest.hexdigest()[:20]
-            height, width = self.size
-            self.path = cache_dir() / f"{self.label}-{height}x{width}-{place}-{self.key}.pictures"
+            size = "own" if self.size is None else "x".join(map(str, self.size))
+            self.path = cache_dir() / f"{self.label}-{size}-{place}-{self.key}.pictures"
         return self.path
 
     def open(self) -> CacheFile | None:
@@ -215,8 +209,9 @@ class PictureCache:
                     warnings.warn(f"{path}: cache file is truncated or corrupt ({err}); making it anew", stacklevel=4)
                     layout = None
                 if layout is None:
-                    image, mask = self.decode(0)  # the first item gives the shapes
-                    layout = Layout(self.count, image.shape, None if mask is None else mask.shape, self.key)
+                    image, mask = self.decode(0)  # the first item says whether there are masks
+                    sizes = [self.size or image_size(self.sources(i)[0])[::-1] for i in range(self.count)]  # (H, W)
+                    layout = Layout(sizes, mask is not None, self.key)
                     create(path, layout)
                     first = CacheFile(path, layout)
                     first.write(0, image.numpy(), None if mask is None else mask.numpy())
@@ -237,7 +232,8 @@ class PictureCache:
             return
         with self.locked(file.path):
             missing = [i for i in indices if not file.table[i]]
-            desc = f"caching {self.label} {self.size[0]}x{self.size[1]}"
+            shown = "at their own size" if self.size is None else "x".join(map(str, self.size))
+            desc = f"caching {self.label} {shown}"
             for index, image, mask in tqdm(
                 self.decoded(missing, workers), desc, len(missing), disable=not show_progress(progress)
             ):

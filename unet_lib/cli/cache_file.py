@@ -14,27 +14,28 @@ from pathlib import Path
 
 import numpy as np
 
-VERSION = 2  # raise it when the format or the decoding changes: every older file is then rebuilt
+VERSION = 3  # raise it when the format or the decoding changes: every older file is then rebuilt
 MAGIC, END = b"UNETPIC1", b"UNETEND1"
 PAGE = 4096  # the header and the checksum table each take whole pages, so the pictures start page-aligned
 
 
 class Layout:
-    """Where things lie in a file of ``count`` slots of uint8 ``image`` [3, H, W] and ``mask`` [H, W] (or None)."""
+    """Where things lie in a file of one slot per ``sizes`` entry: slot ``i`` holds a uint8 image [3, H, W] and,
+    with ``masks``, a mask [H, W], at ``sizes[i] = (H, W)`` (pictures kept at their own size may differ)."""
 
-    def __init__(self, count: int, image: Sequence[int], mask: Sequence[int] | None, key: str):
-        self.count, self.key = count, key
-        self.image = tuple(int(n) for n in image)
-        self.mask = tuple(int(n) for n in mask) if mask else None
-        meta = {"version": VERSION, "key": key, "count": count, "image": self.image, "mask": self.mask}
+    def __init__(self, sizes: Sequence[Sequence[int]], masks: bool, key: str):
+        self.count, self.masks, self.key = len(sizes), bool(masks), key
+        self.sizes = [(int(h), int(w)) for h, w in sizes]
+        meta = {"version": VERSION, "key": key, "sizes": self.sizes, "masks": self.masks}
         header = json.dumps(meta).encode()
         self.header = MAGIC + struct.pack("<I", len(header)) + header
-        self.image_bytes = int(np.prod(self.image))
-        self.mask_bytes = int(np.prod(self.mask)) if self.mask else 0
         self.table_at = -(-len(self.header) // PAGE) * PAGE
-        self.images_at = self.table_at + -(-4 * count // PAGE) * PAGE
-        self.masks_at = self.images_at + count * self.image_bytes
-        self.footer_at = self.masks_at + count * self.mask_bytes
+        images_at = self.table_at + -(-4 * self.count // PAGE) * PAGE
+        pixels = np.array([h * w for h, w in self.sizes], dtype=np.int64)  # per slot
+        ends = np.cumsum(pixels)  # the images take 3 bytes a pixel, the masks 1 (or none)
+        self.image_at = images_at + 3 * (ends - pixels)  # where slot i's image starts
+        self.mask_at = images_at + 3 * int(ends[-1]) + (ends - pixels)
+        self.footer_at = images_at + (3 + self.masks) * int(ends[-1])
         self.footer = END + struct.pack("<II", zlib.crc32(self.header), 0)  # END, the header's crc32, 4 spare bytes
         self.total = self.footer_at + len(self.footer)
 
@@ -56,7 +57,7 @@ def inspect(path: Path, key: str) -> Layout | None:
             meta = json.loads(f.read(struct.unpack("<I", start[8:])[0]))
             if meta.get("version") != VERSION or meta.get("key") != key:
                 raise ValueError("written for other data")
-            layout = Layout(meta["count"], meta["image"], meta["mask"], key)
+            layout = Layout(meta["sizes"], meta["masks"], key)
             if size != layout.total:
                 raise ValueError(f"{size} bytes, expected {layout.total}")
             f.seek(layout.footer_at)
@@ -92,35 +93,40 @@ class CacheFile:
 
     def __init__(self, path: Path, layout: Layout):
         self.path, self.layout = path, layout
-        count = layout.count
-        self.table = np.memmap(path, "<u4", "r", layout.table_at, (count,))
-        self.images = np.memmap(path, np.uint8, "r", layout.images_at, (count, *layout.image))
-        self.masks = np.memmap(path, np.uint8, "r", layout.masks_at, (count, *layout.mask)) if layout.mask else None
+        self.table = np.memmap(path, "<u4", "r", layout.table_at, (layout.count,))
+        self.bytes = np.memmap(path, np.uint8, "r")  # the whole file: slots are sliced out of it
         self.writer: tuple[int, int] | None = None  # (pid, file descriptor): a forked process opens its own
+
+    def slot(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Views of slot ``index``: image [3, H, W] and mask [H, W] (or None), read-only."""
+        (h, w), layout = self.layout.sizes[index], self.layout
+        image = self.bytes[layout.image_at[index] : layout.image_at[index] + 3 * h * w].reshape(3, h, w)
+        mask = self.bytes[layout.mask_at[index] : layout.mask_at[index] + h * w].reshape(h, w) if layout.masks else None
+        return image, mask
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         """Copies of slot ``index``; None when it is empty; ValueError when it fails its checksum."""
         expected = int(self.table[index])
         if not expected:
             return None
-        image = np.array(self.images[index])  # a copy: the mapping is read-only
-        mask = None if self.masks is None else np.array(self.masks[index])
+        image, mask = (None if part is None else np.array(part) for part in self.slot(index))  # copies: read-only map
         if slot_checksum(image, mask) != expected:
             raise ValueError(f"slot {index} fails its checksum")
         return image, mask
 
     def write(self, index: int, image: np.ndarray, mask: np.ndarray | None) -> None:
         """Fill slot ``index``: the pictures first, then their checksum, so a half-written slot reads as damaged."""
-        layout = self.layout
-        if (tuple(image.shape), None if mask is None else tuple(mask.shape)) != (layout.image, layout.mask):
-            raise ValueError(f"decoded to {tuple(image.shape)}, expected {layout.image}")
+        layout, (h, w) = self.layout, self.layout.sizes[index]
+        expected = ((3, h, w), (h, w) if layout.masks else None)
+        if (tuple(image.shape), None if mask is None else tuple(mask.shape)) != expected:
+            raise ValueError(f"decoded to {tuple(image.shape)}, expected {(3, h, w)}")
         if self.writer is None or self.writer[0] != os.getpid():
             self.writer = (os.getpid(), os.open(self.path, os.O_RDWR | getattr(os, "O_BINARY", 0)))
         fd = self.writer[1]
         image, mask = np.ascontiguousarray(image), None if mask is None else np.ascontiguousarray(mask)
-        put(fd, image, layout.images_at + index * layout.image_bytes)
+        put(fd, image, int(layout.image_at[index]))
         if mask is not None:
-            put(fd, mask, layout.masks_at + index * layout.mask_bytes)
+            put(fd, mask, int(layout.mask_at[index]))
         put(fd, struct.pack("<I", slot_checksum(image, mask)), layout.table_at + 4 * index)
 
     def close(self) -> None:

@@ -6,11 +6,11 @@ from collections import Counter
 
 import numpy as np
 
-from unet_lib.data.check import DataReport, fit_size
+from unet_lib.data.check import DataReport, fit_size, loss_weights
 
 FAST_SIDE = 512  # a suggested smaller --size keeps the longer side near this: much faster to train
 DTYPES = {"1": "bool", "L": "uint8", "P": "uint8, palette", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
-DTYPES |= {"I": "int32", "RLE": "uint8"}
+DTYPES |= {"I": "int32", "RLE": "uint8", "RGB": "colours, read through classes.txt"}
 
 
 def image_sizes(report: DataReport) -> Counter:
@@ -34,20 +34,6 @@ def notes(report: DataReport) -> list[str]:
     if (report.root / "classes.txt").is_file() and classes.binary and counts[255] and not counts[1]:
         return ["255 is ignored (classes.txt is present) and no pixel is 1: is 255 your foreground?"]
     return []
-
-
-def class_weights(report: DataReport) -> tuple[str, list[float]]:
-    """Suggested loss weights: ``("pos_weight", [negatives / positives])`` for two classes, else median frequency.
-
-    Median-frequency balancing weighs class ``c`` by ``median(freq) / freq[c]`` (classes without pixels: 0).
-    """
-    pixels = report.class_pixels.astype(np.float64)
-    if len(pixels) == 2:
-        return "pos_weight", [pixels[0] / pixels[1] if pixels[1] else float("nan")]
-    freq = pixels / max(pixels.sum(), 1)
-    present = freq > 0
-    median = np.median(freq[present]) if present.any() else 0.0
-    return "median frequency", np.where(present, median / np.where(present, freq, 1), 0.0).tolist()
 
 
 def size_advice(report: DataReport) -> str:
@@ -87,26 +73,30 @@ def report_lines(report: DataReport) -> list[str]:
     sizes = image_sizes(report).most_common()
     more = f", {len(sizes) - 4} more sizes" if len(sizes) > 4 else ""
     row("image sizes", ", ".join(f"{n} at {h}x{w}" for (h, w), n in sizes[:4]) + more + " (HxW)" if sizes else "-")
+    modes = Counter(result.image_mode for result in report.results if result.image_mode is not None).most_common()
+    converted = " (read as RGB)" if any(mode != "RGB" for mode, _ in modes) else ""
+    row("pictures", ", ".join(f"{n} {mode}" for mode, n in modes) + converted if modes else "-")
     row("masks", ", ".join(f"{n} {mode}" for mode, n in mask_modes(report).most_common()) or "-")
     row("mask values", shown_values(np.flatnonzero(report.value_counts)) or "-")
     total = max(int(report.value_counts.sum()), 1)
     fg = report.classes is not None and report.classes.foreground_255
-    row(
-        "ignored pixels",
-        f"{report.ignored_pixels / total:.1%} " + ("(255 is the foreground here)" if fg else "(value 255)"),
-    )
+    void = report.layout.ignore_index
+    values = "(255 is the foreground here)" if fg else "(value 255)"
+    values = f"(value {void}: --ignore-index, and 255)" if void is not None and not fg else values
+    row("ignored pixels", f"{report.ignored_pixels / total:.1%} {values}")
     names, pixels = report.class_names, report.class_pixels
     labelled = max(int(pixels.sum()), 1)
     source = "from classes.txt" if (report.root / "classes.txt").is_file() and report.classes is not None else ""
     how = "binary: one output channel, BCE + Dice" if len(names) == 2 else "cross-entropy, 255 ignored"
     row("classes", f"{len(names)} {source}".rstrip() + f" ({how})")
-    kind, weights = class_weights(report)
+    weights = loss_weights(report)
     if len(names) == 2:
         row("class pixels", ", ".join(f"{name} {n / labelled:.1%}" for name, n in zip(names, pixels, strict=True)))
-        row("pos_weight", f"{weights[0]:.2f} (negatives / positives, for BCEWithLogitsLoss)")
+        shown = f"{weights[0]:.2f} (negatives / positives" if weights else "- (no foreground pixel read"
+        row("pos_weight", f"{shown}; train uses it with --class-weights median-frequency)")
     else:
-        row("class pixels", f"share   weight ({kind})")
-        for name, n, weight in zip(names, pixels, weights, strict=True):
+        row("class pixels", "share   weight (median frequency: train --class-weights median-frequency)")
+        for name, n, weight in zip(names, pixels, weights or [float("nan")] * len(names), strict=True):
             lines.append(f"    {name:<22} {n / labelled:6.1%}  {weight:6.2f}")
     row("network size", size_advice(report))
     for note in notes(report):

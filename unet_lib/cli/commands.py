@@ -14,11 +14,12 @@ from pathlib import Path
 from unet_lib.checkpoint import load_checkpoint, to_json
 from unet_lib.cli.cache import use_cache
 from unet_lib.cli.full_res import binary_metrics, with_full_masks
-from unet_lib.cli.predict import load_for_inference, predict
+from unet_lib.cli.predict import LAYOUT_FIELDS, layout_fields, load_for_inference, predict
 from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
 from unet_lib.data.check import check_tree
+from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Scores
 from unet_lib.evaluation import evaluate as evaluate_model
@@ -49,6 +50,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     overrides = {
         "data_dir": str(args.data or Path("data") / args.dataset),
         "image_size": args.size,
+        "crop": args.crop,
         "num_epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -57,8 +59,13 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "seed": args.seed,
         "amp": args.amp,
         "channels_last": args.channels_last,
+        "class_weights": args.class_weights,
+        **layout_fields(args),
         **runtime,
     }
+    if layout_fields(args) and not DATASETS[config.dataset].folders_named:
+        flag = next(name for name in LAYOUT_FIELDS if getattr(args, name) is not None).replace("_", "-")
+        raise InputError(f"--{flag}: says where folder data is (train folder ...); {config.dataset} has its own layout")
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -128,10 +135,11 @@ def evaluate(args: argparse.Namespace) -> int:
     config = configure(config, dataset)  # a folder's classes: checked against the model's
     if len(dataset) and not isinstance(dataset[0], tuple):
         raise InputError(f"--split {args.split}: these {kind.title} images have no masks to score against; use predict")
-    loader = with_full_masks(dataset, args.batch_size, args.workers)
+    batch_size = 1 if config.crop else args.batch_size  # in tiles, at each picture's own size: one at a time
+    loader = with_full_masks(dataset, batch_size, args.workers)
     metrics = evaluation_metrics(kind.scores, config, args.tta)
     same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
-    loss_fn = make_loss(config.loss, num_outputs(config)) if same_outputs else None
+    loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device) if same_outputs else None
     scores = evaluate_model(model, loader, metrics, loss_fn)
     if isinstance(scores.get("iou"), list):
         scores["iou"] = dict(zip(config.class_names, scores["iou"], strict=True))
@@ -139,8 +147,9 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print_metrics(result, as_json=True)
         return 0
-    height, width = config.image_size
-    print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, network at {height}x{width}):")
+    height, width = config.crop or config.image_size
+    network = f"in {height}x{width} tiles" if config.crop else f"network at {height}x{width}"
+    print(f"{args.checkpoint} on {args.data} ({args.split}, {len(dataset)} images, {network}):")
     print_scores(result)
     return 0
 
@@ -178,7 +187,9 @@ def print_scores(result: dict) -> None:
 def check_data(args: argparse.Namespace) -> int:
     from unet_lib.cli.check_report import report_lines
 
-    report = check_tree(args.dir, args.dataset, size=args.size)
+    layout = layout_fields(args)  # other folder names, or another void value: folder data
+    layout = Layout.of(dataclasses.replace(TrainConfig(), **layout))
+    report = check_tree(args.dir, args.dataset, size=args.size, layout=layout)
     print("\n".join(report_lines(report)))
     return 0 if report.ok else 2
 

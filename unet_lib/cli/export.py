@@ -105,6 +105,8 @@ def export_checkpoint(
         "input": "images: float32 [N, 3, H, W], RGB in [0, 1]",
         "output": "logits: [N, C, H, W]; C == 1: sigmoid(logits) > threshold, else argmax over C",
     }
+    if config.crop:  # trained on crops: pictures are predicted at their own size, in tiles of the crop's
+        metadata["tile"] = "x".join(map(str, config.crop))
     return export_onnx(model, out, config.image_size, metadata, overwrite), model, config
 
 

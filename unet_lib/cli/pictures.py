@@ -38,14 +38,15 @@ class Inference:
     """How many pictures are predicted: the network's input size, flip TTA, and the batches that feed it.
 
     Args:
-        size: ``(H, W)`` the network sees.
+        size: ``(H, W)`` the network sees, or None: each picture at its own size (a model predicting in tiles,
+            :class:`~unet_lib.evaluation.Tiled`; batches of one, as pictures may differ in size).
         tta: Average with the horizontally flipped prediction.
         batch_size: Pictures per forward pass.
         num_workers: DataLoader processes decoding pictures.
         progress: Show a progress bar (None: on a terminal or in Jupyter only).
     """
 
-    size: tuple[int, int]
+    size: tuple[int, int] | None
     tta: bool = False
     batch_size: int = 4
     num_workers: int = 0
@@ -53,16 +54,16 @@ class Inference:
 
 
 class ResizedImages(Dataset):
-    """Image files resized to the network's input size, for batched prediction.
+    """Image files resized to the network's input size (None: as they are), for batched prediction.
 
     JPEGs are decoded straight at a reduced scale (see ``read_image``), so a DataLoader with a
     few workers keeps up with the network. Items are ``(image float [3, H, W] in [0, 1], original
     (height, width) as int64 [2])``.
     """
 
-    def __init__(self, paths: Sequence[str | Path], size: tuple[int, int]):
+    def __init__(self, paths: Sequence[str | Path], size: tuple[int, int] | None):
         self.paths = [Path(p) for p in paths]
-        self.size = tuple(size)
+        self.size = None if size is None else tuple(size)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,7 +71,8 @@ class ResizedImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.paths[index]
         width, height = image_size(path)  # from the header: the decoded JPEG may be smaller
-        small, _ = resize_pair(read_image(path, min_size=self.size), None, self.size)
+        image = read_image(path, min_size=self.size)
+        small = image if self.size is None else resize_pair(image, None, self.size)[0]
         return small.float() / 255, torch.tensor([height, width])
 
 
@@ -103,16 +105,17 @@ def predict_full_res(
 
 
 def predict_file(
-    model: nn.Module, path: str | Path, size: tuple[int, int], threshold: float = 0.5, tta: bool = False
+    model: nn.Module, path: str | Path, size: tuple[int, int] | None, threshold: float = 0.5, tta: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predict one image file at its original resolution.
+    """Predict one image file at its original resolution, resized to ``size`` for the network (None: as it is, for
+    a model predicting in tiles).
 
     Returns:
         ``(image uint8 [3, H, W], labels int64 [H, W])``: for a one-class model labels are 0/1.
     """
     device = next(model.parameters()).device
     image = read_image(path)  # grayscale, RGBA and 16-bit files are converted to RGB here
-    small, _ = resize_pair(image, None, size)
+    small = image if size is None else resize_pair(image, None, size)[0]
     batch = (small.float() / 255).unsqueeze(0).to(device)  # (1, 3, h, w)
     logits = predict_logits(model, batch, out_size=tuple(image.shape[-2:]), tta=tta)
     return image, predict_labels(logits, threshold)[0].cpu()

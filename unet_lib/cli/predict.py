@@ -17,38 +17,75 @@ from unet_lib.cli.pictures import Inference, check_threshold, collect_inputs, pr
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATASETS, configure, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
+from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
+from unet_lib.evaluation import Tiled
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import pick_device, show_progress
 
 __all__ = ["config_for", "load_for_inference", "predict"]
 
 
+LAYOUT_FIELDS = {  # option -> the TrainConfig field it sets
+    "images": "images_dir",
+    "masks": "masks_dir",
+    "val_images": "val_images_dir",
+    "val_masks": "val_masks_dir",
+    "ignore_index": "ignore_index",
+}
+
+
+def layout_fields(args: argparse.Namespace) -> dict:
+    """The config fields that ``--images``, ``--masks``, ``--val-images``, ``--val-masks`` and ``--ignore-index``
+    give (those on the command line only)."""
+    return {
+        field: getattr(args, name) for name, field in LAYOUT_FIELDS.items() if getattr(args, name, None) is not None
+    }
+
+
 def config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
-    """The checkpoint's config, checked against ``--data`` and with ``--data``/``--size`` applied."""
+    """The checkpoint's config, checked against ``--data`` and with ``--data``, ``--size`` and ``--tile`` applied: a
+    tile (or the crop a checkpoint was trained on, unless ``--size`` is given) is kept as the config's ``crop``."""
     config = checkpoint_config(state, args.checkpoint)
+    tile, depth = getattr(args, "tile", None), len(state["arch"]["features"])
+    if tile is not None and args.size is not None:
+        raise InputError("--size and --tile: give one; --size resizes each picture, --tile predicts it in tiles")
+    if tile is not None and (tile[0] % 2**depth or tile[1] % 2**depth):
+        h, w = (max(2**depth, round(n / 2**depth) * 2**depth) for n in tile)
+        raise InputError(
+            f"--tile {tile[0]}x{tile[1]}: not divisible by {2**depth} (the model halves it {depth} times);"
+            f" try --tile {h}x{w}"
+        )
     data = getattr(args, "data", None)
-    if data is not None and Path(data).is_dir() and (kind := detect_dataset(data)) != config.dataset:
+    layout = layout_fields(args)  # a folder tree laid out otherwise than the one trained on
+    stored = Layout.of(dataclasses.replace(config, **layout))
+    if data is not None and Path(data).is_dir() and (kind := detect_dataset(data, stored)) != config.dataset:
         raise InputError(
             f"{args.checkpoint}: a {state['arch']['num_classes']}-class {config.dataset} model, but {data} holds {kind} data"
         )
-    return dataclasses.replace(
-        config, data_dir=str(data) if data else config.data_dir, image_size=args.size or config.image_size
-    )
+    crop = tile or (config.crop if args.size is None else None)  # --size on a crop-trained model: resize, no tiles
+    data_dir = str(data) if data else config.data_dir
+    size = args.size or config.image_size
+    return dataclasses.replace(config, data_dir=data_dir, image_size=size, crop=crop, **layout)
 
 
 def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, torch.device]:
-    """The model on its device, the checkpoint dict and its config, after checking the shared options."""
+    """The model on its device (wrapped to predict in tiles of the config's ``crop``, if any), the checkpoint dict
+    and its config, after checking the shared options."""
     if args.workers < 0:
         raise InputError(f"--workers: expected 0 or more DataLoader processes, got {args.workers}")
     device = pick_device(args.device)
     model, state = model_from_checkpoint(args.checkpoint, map_location=device)
-    return model.to(device), state, config_for(state, args), device
+    config = config_for(state, args)
+    model = model.to(device)
+    return Tiled(model, config.crop) if config.crop else model, state, config, device
 
 
 def inference(args: argparse.Namespace, config: TrainConfig) -> Inference:
-    """The ``--tta``, ``--batch-size`` and ``--workers`` options, at the config's size."""
-    return Inference(config.image_size, args.tta, args.batch_size, args.workers)  # --quiet: $UNET_PROGRESS
+    """The ``--tta``, ``--batch-size`` and ``--workers`` options, at the config's size (in tiles: at each
+    picture's own size, one picture at a time)."""
+    batch_size = args.batch_size if config.resize_to else 1
+    return Inference(config.resize_to, args.tta, batch_size, args.workers)  # --quiet: $UNET_PROGRESS
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -86,7 +123,7 @@ def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainC
     args.out.mkdir(parents=True, exist_ok=True)
     background = DATASETS[config.dataset].background
     for path in tqdm(files, desc="predict", disable=len(files) < 2 or not show_progress()):
-        image, labels = predict_file(model, path, config.image_size, args.threshold, args.tta)
+        image, labels = predict_file(model, path, config.resize_to, args.threshold, args.tta)
         mask_path, overlay_path = outputs[path]
         if model.arch["num_classes"] == 1:
             save_mask_png(labels, mask_path)

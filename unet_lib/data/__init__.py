@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from unet_lib.config import TrainConfig
 from unet_lib.data.carvana import CarvanaDataset, split_by_car
 from unet_lib.data.cityscapes import CityscapesDataset
-from unet_lib.data.folder import FolderDataset
+from unet_lib.data.folder import FolderDataset, suggest_layout
+from unet_lib.data.pairs import DEFAULT_LAYOUT, Layout
 from unet_lib.errors import InputError
 from unet_lib.runtime import is_distributed
 
@@ -58,15 +59,22 @@ def best_metric(config: TrainConfig) -> str:
     return "val_dice" if num_outputs(config) == 1 else "val_miou"
 
 
-def detect_dataset(root: str | Path) -> str:
-    """The name of the dataset whose layout a folder has; a one-line error naming the layouts when none fits."""
+def detect_dataset(root: str | Path, layout: Layout = DEFAULT_LAYOUT) -> str:
+    """The name of the dataset whose layout a folder has (``layout``: where a folder tree keeps its pictures); a
+    short error showing the layouts when none fits."""
     root = Path(root)
     for name, cls in DATASETS.items():
-        if cls.looks_like(root):
+        if cls.looks_like(root, layout):
             return name
+    flags = suggest_layout(root)
+    hint = (
+        f"this tree looks like folder data: pass {flags}"
+        if flags
+        else ("for other folder names pass --images DIR --masks DIR [--val-images DIR --val-masks DIR]")
+    )
     raise InputError(
-        f"{root}: neither a folder tree (images/, masks/), a Carvana tree (train/, train_masks/) nor a "
-        "Cityscapes tree (leftImg8bit/, gtFine/); pass --dataset to say which it should be"
+        f"{root}: not a layout this reads: a folder tree (images/, masks/), a Carvana tree (train/, train_masks/) or"
+        f" a Cityscapes tree (leftImg8bit/, gtFine/); {hint}"
     )
 
 
@@ -92,10 +100,12 @@ class FirstItems(Subset):
 
 
 def build_datasets(config: TrainConfig, known=None) -> tuple[Dataset, Dataset]:
-    """The training (augmented) and validation datasets a config describes (``known``: a folder's classes, if found)."""
+    """The training (augmented, cropped with a ``crop``) and validation datasets a config describes (``known``: a
+    folder's classes, if found)."""
     cls = DATASETS[config.dataset]
     train = cls.from_config(config, "train", config.augment, known)
     val = cls.from_config(config, "val", "none", known)
+    train.crop = config.crop  # with a crop, from_config reads the pictures at their own size
     if config.limit is not None:
         train, val = FirstItems(train, config.limit), FirstItems(val, config.limit)
     return train, val
@@ -113,4 +123,6 @@ def build_loaders(config: TrainConfig, train: Dataset, val: Dataset) -> tuple[Da
         val = Subset(val, range(dist.get_rank(), len(val), dist.get_world_size()))
     # drop_last keeps BatchNorm away from a batch of one; with fewer images than a batch, keep them all.
     drop_last = len(train) >= config.batch_size * (dist.get_world_size() if distributed else 1)
-    return loader(train, shuffle=sampler is None, sampler=sampler, drop_last=drop_last), loader(val, shuffle=False)
+    val_batch = 1 if config.crop else config.batch_size  # with a crop, whole pictures of any size: one at a time
+    train_loader = loader(train, shuffle=sampler is None, sampler=sampler, drop_last=drop_last)
+    return train_loader, loader(val, shuffle=False, batch_size=val_batch)

@@ -9,7 +9,7 @@ import numpy as np
 
 from unet_lib.config import TrainConfig
 from unet_lib.data.dataset import PairDataset, hold_out, train_or_val, value_lut, value_table
-from unet_lib.data.pairs import IMAGE_SUFFIXES, MASK_SUFFIXES, Listing, Pair, by_stem, match
+from unet_lib.data.pairs import DEFAULT_LAYOUT, IMAGE_SUFFIXES, MASK_SUFFIXES, Layout, Listing, Pair, by_stem, match
 from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 
@@ -53,8 +53,8 @@ def read_rle_rows(path: Path) -> tuple[dict[str, str], list[str]]:
     return {Path(r[0]).stem: r[1] for r in rows[1:] if len(r) == 2}, problems
 
 
-def list_pairs(root: Path, mode: str = "fine") -> Listing:
-    """``train/`` with ``train_masks/`` (or ``train_masks.csv``), and ``val/`` likewise (``mode``: Cityscapes')."""
+def list_pairs(root: Path, layout: Layout = DEFAULT_LAYOUT) -> Listing:
+    """``train/`` with ``train_masks/`` (or ``train_masks.csv``), and ``val/`` likewise (``layout``: folder trees')."""
     if not (root / "train").is_dir():
         raise InputError(f"{root / 'train'}: folder not found; {EXPECTED_LAYOUT}")
     listing, where = Listing(), []
@@ -100,9 +100,14 @@ class CarvanaDataset(PairDataset):
     scores = "by classes"  # evaluate: two classes, so Kaggle's Dice at the photos' size and more
     split_predictions = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
     background = 0
-    markers = SPLITS  # a Kaggle Carvana tree: train/, val/ or test/
+    markers = ("train_masks",)  # a Kaggle Carvana tree: train_masks/ (or train_masks.csv, see looks_like)
     list_pairs = staticmethod(list_pairs)
     lut = value_lut(foreground_255=True)
+
+    @classmethod
+    def looks_like(cls, root: Path, layout: Layout = DEFAULT_LAYOUT) -> bool:
+        """Carvana's own names: ``train_masks/`` or ``train_masks.csv`` (a ``train/`` folder alone is no sign)."""
+        return (root / "train_masks").is_dir() or (root / "train_masks.csv").is_file()
 
     def __init__(
         self,
@@ -137,7 +142,7 @@ class CarvanaDataset(PairDataset):
     @classmethod
     def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CarvanaDataset:
         """The ``split`` a config describes, at its size (``known`` is for folder trees)."""
-        return cls(config.data_dir, split, config.image_size, augment, config.val_fraction)
+        return cls(config.data_dir, split, config.resize_to, augment, config.val_fraction)
 
     @classmethod
     def value_tables(cls, report) -> list[np.ndarray]:

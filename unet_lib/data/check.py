@@ -14,8 +14,8 @@ from unet_lib.data import DATASETS, detect_dataset
 from unet_lib.data.cityscapes import NUM_LABEL_IDS
 from unet_lib.data.dataset import OUTSIDE
 from unet_lib.data.folder import FolderClasses
-from unet_lib.data.io import image_size
-from unet_lib.data.pairs import Pair
+from unet_lib.data.io import image_header
+from unet_lib.data.pairs import DEFAULT_LAYOUT, Layout, Pair
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import show_progress
@@ -26,6 +26,7 @@ class MaskResult:
     """What one (image, mask) pair holds: the picture's size ``(H, W)``, the mask's mode and its value counts."""
 
     image_size: tuple[int, int] | None = None
+    image_mode: str | None = None  # the picture's PIL mode: RGB, or L, RGBA, P... (read as RGB)
     mask_mode: str | None = None
     counts: np.ndarray | None = None  # int64 [256]: pixels of each mask value
     problems: list[str] = field(default_factory=list)
@@ -48,6 +49,7 @@ class DataReport:
     classes: FolderClasses | None = None  # folder data: what FolderDataset needs
     size: tuple[int, int] | None = None  # the --size asked for
     depth: int = 4  # halvings of the network
+    layout: Layout = DEFAULT_LAYOUT  # where a folder tree's pictures and masks are, and its void value
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -59,7 +61,8 @@ def read_pair(pair: Pair) -> MaskResult:
     """Read a pair's picture header (not the whole photo) and its mask; a bad file is a problem, not an exception."""
     result = MaskResult()
     try:
-        result.image_size = image_size(pair.image)[::-1]  # (H, W)
+        size, result.image_mode = image_header(pair.image)
+        result.image_size = size[::-1]  # (H, W)
     except InputError as err:
         result.problems.append(str(err))
     if pair.rle is not None and result.image_size is None:
@@ -109,7 +112,7 @@ def check_tree(
     size: tuple[int, int] | None = None,
     depth: int = 4,
     progress: bool | None = None,
-    mode: str = "fine",
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> DataReport:
     """Check a folder, Carvana or Cityscapes tree, only reading it.
 
@@ -118,7 +121,8 @@ def check_tree(
         dataset: ``"folder"``, ``"carvana"`` or ``"cityscapes"``; None detects it from the layout.
         size: The ``(H, W)`` training resizes to, which the network's ``depth`` halvings must divide.
         progress: A progress bar while the masks are read (None: on a terminal or in Jupyter).
-        mode: Cityscapes' labels: ``"fine"`` (gtFine) or ``"coarse"`` (gtCoarse).
+        layout: Where a folder tree keeps its pictures and masks, its void value, and Cityscapes' labels
+            (``mode``: ``"fine"``, gtFine, or ``"coarse"``, gtCoarse).
 
     Returns:
         The report; ``report.problems`` is empty when the data can be trained on.
@@ -126,10 +130,11 @@ def check_tree(
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: folder not found; expected a dataset folder to check")
-    kind = DATASETS[dataset or detect_dataset(root)]
-    listing = kind.list_pairs(root, mode)
+    kind = DATASETS[dataset or detect_dataset(root, layout)]
+    listing = kind.list_pairs(root, layout)
     pairs = listing.pairs
-    report = DataReport(root, kind.name, len(pairs), listing.where, size=size, depth=depth, problems=listing.problems)
+    report = DataReport(root, kind.name, len(pairs), listing.where, size=size, depth=depth, layout=layout)
+    report.problems = listing.problems
     desc, quiet = f"check-data: reading {len(pairs)} masks", not show_progress(progress)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL: threads in parallel
         report.results = list(tqdm(pool.map(read_pair, pairs), desc=desc, total=len(pairs), leave=False, disable=quiet))
@@ -150,6 +155,10 @@ def check_tree(
         report.ignored_pixels += int(by_class[-1])
     if not pairs and not report.problems:
         report.problems.append(f"{root}: no pictures with masks found")
+    elif len(pairs) == 1 and len(listing.parts) == 1:
+        report.problems.append(
+            f"{pairs[0].image}: the only picture with a mask; expected 2 or more (a share is held out for validation)"
+        )
     step = 2**depth
     if size is not None and (size[0] % step or size[1] % step):
         problem = f"--size {size[0]}x{size[1]}: not divisible by {step} ({depth} halvings)"
@@ -165,3 +174,17 @@ def check_tree(
 def fit_size(height: int, width: int, step: int) -> str:
     """``"HxW"``: the nearest size divisible by ``step``."""
     return f"{max(step, int(height / step + 0.5) * step)}x{max(step, int(width / step + 0.5) * step)}"
+
+
+def loss_weights(report: DataReport) -> list[float]:
+    """The loss weights the data suggests: ``[negatives / positives]`` (``pos_weight``) for two classes, else
+    median-frequency balancing, class ``c`` weighed by ``median(freq) / freq[c]`` (classes without pixels: 0).
+    Empty when no mask could be read."""
+    pixels = report.class_pixels.astype(np.float64)
+    if len(pixels) == 2:
+        return [pixels[0] / pixels[1]] if pixels[1] else []
+    freq = pixels / max(pixels.sum(), 1)
+    present = freq > 0
+    if not present.any():
+        return []
+    return np.where(present, np.median(freq[present]) / np.where(present, freq, 1), 0.0).tolist()

@@ -12,7 +12,7 @@ from torchvision.datasets import Cityscapes
 
 from unet_lib.config import AnnotationMode, TrainConfig
 from unet_lib.data.dataset import PairDataset, value_table
-from unet_lib.data.pairs import Listing, match
+from unet_lib.data.pairs import DEFAULT_LAYOUT, Layout, Listing, match
 from unet_lib.data.transforms import build_transforms
 from unet_lib.errors import InputError
 from unet_lib.metrics import IGNORE_INDEX
@@ -88,7 +88,12 @@ class CityscapesDataset(PairDataset):
     split_predictions = "labelid-pngs"  # predict --data: labelId PNGs for the official evaluator
     background = None  # every class is painted
     markers = ("leftImg8bit",)  # a Cityscapes tree
-    list_pairs = staticmethod(list_pairs)
+
+    @staticmethod
+    def list_pairs(root: Path, layout: Layout = DEFAULT_LAYOUT) -> Listing:
+        """check-data's listing: every split's pictures with ``layout.mode``'s labels."""
+        return list_pairs(root, layout.mode)
+
     label_to_train = label_to_train_lut()  # applied as the labels are read
     mismatch = "{image}: image is {w}x{h} but its labels {mask.name} are {mw}x{mh}; expected the same size"
 
@@ -119,7 +124,7 @@ class CityscapesDataset(PairDataset):
     @classmethod
     def from_config(cls, config: TrainConfig, split: str, augment: str = "none", known=None) -> CityscapesDataset:
         """The ``split`` a config describes, at its size (``known`` is for folder trees)."""
-        return cls(config.data_dir, split, config.mode, config.image_size, augment)
+        return cls(config.data_dir, split, config.mode, config.resize_to, augment)
 
     @classmethod
     def value_tables(cls, report) -> list[np.ndarray]:

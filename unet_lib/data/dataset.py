@@ -14,8 +14,8 @@ from torchvision.transforms import v2
 
 from unet_lib.config import TrainConfig
 from unet_lib.data.io import image_size, read_image
-from unet_lib.data.pairs import Listing, Pair
-from unet_lib.data.transforms import apply, resize_pair
+from unet_lib.data.pairs import DEFAULT_LAYOUT, Layout, Listing, Pair
+from unet_lib.data.transforms import apply, random_crop, resize_pair
 from unet_lib.errors import InputError
 
 OUTSIDE = -1  # in check-data's mask value -> class tables: a value that is no label at all
@@ -68,9 +68,11 @@ class PairDataset(Dataset):
     split_predictions: ClassVar[str]  # what predict --data writes for it
     background: ClassVar[int | None]  # the class left unpainted in overlays (None: every class is painted)
     markers: ClassVar[tuple[str, ...]]  # a tree with one of these folders has this dataset's layout
+    folders_named: ClassVar[bool] = False  # --images, --masks, ... say where its pictures and masks are
     mismatch: ClassVar[str] = "{image}: image is {w}x{h} but its mask {mask} is {mw}x{mh}; expected the same size"
     # Mask value -> class index, used after decode (so after a picture cache: a folder's classes may change).
     lut: torch.Tensor = value_lut()
+    crop: tuple[int, int] | None = None  # training on crops: a random (H, W) window of each item (build_datasets)
 
     def __init__(self, pairs: list[Pair], size: tuple[int, int] | None, transform: v2.Compose):
         self.pairs, self.ids = pairs, [pair.id for pair in pairs]
@@ -79,7 +81,8 @@ class PairDataset(Dataset):
         self.load = self.decode  # a picture cache may take its place (unet_lib.cli.cache)
 
     @classmethod
-    def looks_like(cls, root: Path) -> bool:
+    def looks_like(cls, root: Path, layout: Layout = DEFAULT_LAYOUT) -> bool:
+        """Whether ``root`` has this dataset's layout (``layout``: where a folder tree keeps its pictures)."""
         return any((root / marker).is_dir() for marker in cls.markers)
 
     @classmethod
@@ -130,6 +133,8 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int):
         image, mask = self.load(index)
+        if self.crop is not None:  # before the augmentations, which then see crop-sized pictures
+            image, mask = random_crop(image, mask, self.crop, self.image_path(index))
         if mask is None:
             return apply(self.transform, image, None)[0]
         return apply(self.transform, image, self.lut[mask.long()])  # mask values -> class indices

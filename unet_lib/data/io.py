@@ -44,8 +44,13 @@ def _load(image: Image.Image, path: Path) -> Image.Image:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only."""
+    return image_header(path)[0]
+
+
+def image_header(path: str | Path) -> tuple[tuple[int, int], str]:
+    """((width, height), PIL mode) of an image file, read from its header only."""
     with _open(Path(path)) as image:
-        return image.size
+        return image.size, image.mode
 
 
 def _draft_request(size: tuple[int, int], min_size: tuple[int, int]) -> tuple[int, int]:
@@ -87,20 +92,29 @@ def rgb_tensor(image: Image.Image) -> torch.Tensor:
 
 
 SINGLE_CHANNEL_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")  # P: palette PNGs and GIFs store indices
+Colors = tuple[tuple[int, int, int], ...]  # colors[i]: the RGB colour of class i in colour-coded masks
 
 
-def read_class_mask(path: str | Path) -> tuple[np.ndarray, str]:
-    """Read a single-channel mask of class indices: ``(uint8 [H, W], the file's PIL mode)``. Any 8- or 16-bit mode
-    is read (a palette's indices as stored); a colour picture or values above 255 are refused."""
+def read_class_mask(path: str | Path, colors: Colors | None = None) -> tuple[np.ndarray, str]:
+    """Read a mask of class indices: ``(uint8 [H, W], the file's PIL mode)``.
+
+    Args:
+        path: The mask file. Any 8- or 16-bit single-channel mode is read as indices (a palette's as stored);
+            values above 255 are refused.
+        colors: The class colours of colour-coded masks (``classes.txt`` lines ``name r g b``): an RGB or RGBA
+            mask is read through them (mode ``"RGB"``); without them a colour mask is refused.
+    """
     path = Path(path)
     with _open(path) as opened:
         image = _load(opened, path)
         mode = image.mode
+        if mode in ("RGB", "RGBA") and colors:
+            return colors_to_classes(np.array(image.convert("RGB")), colors, path), "RGB"
         if mode not in SINGLE_CHANNEL_MODES:
             channels = len(image.getbands())
             raise InputError(
                 f"{path}: mask has {channels} channel{'s' * (channels > 1)} ({mode}); expected a single-channel"
-                " PNG whose pixel values are class indices (not a colour picture of the classes)"
+                " PNG whose pixel values are class indices, or a colour table in classes.txt (lines: name r g b)"
             )
         array = np.array(image)
     if array.dtype != np.uint8:  # bool (mode "1": 0/1), or 16- and 32-bit integers
@@ -108,3 +122,21 @@ def read_class_mask(path: str | Path) -> tuple[np.ndarray, str]:
             raise InputError(f"{path}: {mode} mask holds values up to {array.max()}; expected 8-bit class indices")
         array = array.astype(np.uint8)
     return array, mode
+
+
+def colors_to_classes(rgb: np.ndarray, colors: Colors, path: Path) -> np.ndarray:
+    """uint8 [H, W] class indices of a colour-coded mask (uint8 [H, W, 3]); a colour not in ``colors`` is an error."""
+    codes = (rgb.astype(np.int64) << [16, 8, 0]).sum(-1)  # one int per colour: 0xRRGGBB, [H, W]
+    table = np.array([(r << 16) | (g << 8) | b for r, g, b in colors])
+    order = np.argsort(table, kind="stable")  # the first class of a colour listed twice wins
+    found = np.minimum(np.searchsorted(table[order], codes), len(table) - 1)
+    known = table[order][found] == codes
+    if not known.all():
+        unknown = np.unique(codes[~known])
+        shown = ", ".join(f"({c >> 16} {c >> 8 & 255} {c & 255})" for c in unknown[:4].tolist())
+        more = f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+        raise InputError(
+            f"{path}: {int((~known).sum())} pixels have colours not in the {len(colors)} of classes.txt: {shown}{more};"
+            " expected only the listed colours (saved without smoothing, as PNG)"
+        )
+    return order[found].astype(np.uint8)

@@ -3,6 +3,7 @@ so gets the picture's random flips and rotations (a plain tensor would be left a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import get_args
 
 import torch
@@ -10,6 +11,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from unet_lib.config import AugmentKind
+from unet_lib.errors import InputError
 
 AUGMENTS = get_args(AugmentKind)
 
@@ -67,3 +69,17 @@ def resize_pair(
             tv_tensors.Mask(mask[None]), list(size), interpolation=v2.InterpolationMode.NEAREST_EXACT
         ).as_subclass(torch.Tensor)[0]
     return image, mask
+
+
+def random_crop(
+    image: torch.Tensor, mask: torch.Tensor | None, crop: tuple[int, int], path: str | Path
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A random ``crop`` = ``(H, W)`` window of a uint8 image [3, H', W'] and the same window of its mask [H', W']
+    (or None); a one-line error naming ``path`` when the picture is smaller than the crop."""
+    height, width = image.shape[-2:]
+    if height < crop[0] or width < crop[1]:
+        raise InputError(
+            f"{path}: picture is {height}x{width} (HxW), smaller than the crop {crop[0]}x{crop[1]};"
+            " pass a smaller --crop or leave the picture out"
+        )
+    return apply(v2.RandomCrop(list(crop)), image, mask)
