@@ -165,7 +165,8 @@ def test_carvana_and_cityscapes_trees(tmp_path, capsys):
     for split in ("train", "val"):
         for label in (tmp_path / "coarse" / "gtFine" / split).rglob("*.png"):
             label.unlink()
-    assert check_tree(tmp_path / "coarse", progress=False, layout=Layout(mode="coarse")).ok  # gtCoarse is what coarse training reads
+    coarse = Layout(mode="coarse")  # gtCoarse is what coarse training reads
+    assert check_tree(tmp_path / "coarse", progress=False, layout=coarse).ok
     assert "image without labels" in check_tree(tmp_path / "coarse", progress=False).problems[0]
     (tmp_path / "carvana" / "train_masks" / "000000000001_02_mask.gif").unlink()
     code, lines = run_check(capsys, tmp_path / "carvana")
