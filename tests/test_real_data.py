@@ -29,12 +29,7 @@ STREET = Layout("train", "trainannot", "val", "valannot", ignore_index=VOID)
 SMALL = {"train": 6, "val": 3}  # pictures per split of the small street trees
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

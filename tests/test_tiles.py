@@ -30,13 +30,7 @@ SIZES = ((48, 64), (64, 80))  # (H, W) of the folder tree's pictures: two sizes,
 COLOURS = torch.tensor([[40, 60, 50], [200, 60, 40], [50, 80, 210]]) / 255  # one colour per class
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: much faster for these tiny tensors, and steady on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def shapes_picture(height: int, width: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
