@@ -545,16 +545,22 @@ show_gallery(
 # %% [markdown]
 # ## 6. Your own data
 #
-# To train on pictures of your own, put them in the `folder` layout: each picture in `images/`, and a
-# single-channel PNG of the same name in `masks/` whose pixel values are class indices (0 background,
-# 1 the object, ...; 255 means "ignore this pixel"). An optional `classes.txt` names the classes, one
-# per line; an optional `val/images` + `val/masks` holds the validation pictures (else a seeded share
-# is held out). Masks saved as 0/255, as most drawing tools do, are read as background/foreground.
+# To train on pictures of your own, use the `folder` layout: each picture in `images/`, and a PNG of
+# the same name (or `<name>_mask.png`, `<name>_L.png`) in `masks/` whose pixel values are class indices
+# (0 background, 1 the object, ...; 255 means "ignore this pixel"). An optional `classes.txt` names the
+# classes, one per line; an optional `val/images` + `val/masks` holds the validation pictures (else a
+# seeded share is held out). Masks saved as 0/255, as most drawing tools do, are read as
+# background/foreground.
 #
 # ```
 # data/mine/
 #   images/<name>.jpg        masks/<name>.png        classes.txt (optional)     val/ (optional)
 # ```
+#
+# Data laid out otherwise needs no converting: `--images train --masks trainannot --val-images val
+# --val-masks valannot` read CamVid as it ships, `--ignore-index 11` reads its void value 11 as 255,
+# palette PNGs are read as their indices, and colour-coded masks through `classes.txt` lines
+# `name r g b` (see the README's "Your own data, as it comes").
 #
 # The cell below writes such a folder from this notebook's sample photos (masks saved as 0/255; the
 # held-out cars in `val/`, since a `folder` knows nothing of cars and would otherwise hold out random
@@ -598,9 +604,11 @@ print(
 # %% [markdown]
 # The same flags as for Carvana work here (`--size`, `--epochs`, `--features`, ...), and `evaluate`
 # and `predict` accept the checkpoint. When a run learns nothing (all-black predictions), the first
-# check is `python -m unet_lib train folder --data DIR --overfit-batch`: it trains on one batch until
-# the loss falls below 0.05 or 300 steps pass. A network that cannot learn even one batch points to the
-# masks (run `check-data`) or the learning rate, not to the amount of data.
+# check is `python -m unet_lib train folder --data DIR --overfit-batch`: it trains on up to 4 pictures
+# for about a minute, printing the batch's own Dice (or mIoU) as it goes, and says *learned*, *learning,
+# but slowly* (try a higher `--lr`) or *not learning* (no better than a guess that ignores the pictures:
+# check the masks against their pictures with `check-data`). A network that cannot learn even one batch
+# points to the masks or the learning rate, not to the amount of data.
 
 # %% [markdown]
 # ### Reading quick-mode numbers

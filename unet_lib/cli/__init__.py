@@ -185,8 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overfit-batch",
         action="store_true",
-        help="train on one fixed batch (no augmentation) until the loss is below 0.05 or 300 steps pass, and say "
-        "which: a quick check that the model can learn the masks; writes no run",
+        help="a quick check that the model can learn the masks, in about a minute; writes no run. Trains on up to 4 "
+        "training pictures (no augmentation) for at most 300 steps (--steps) or 60 s, printing the batch's Dice (one "
+        "output channel) or mIoU as it goes, then scores 4 other pictures with their own masks and with each other's, "
+        "and says: learned (Dice 0.9 / mIoU 0.8 reached, and what it learned holds for the other pictures: train for "
+        "real), learning but slowly (the score clearly rose and holds for the other pictures: try a higher --lr or "
+        "more --steps) or not learning (the score hardly rose: a higher --lr; or what it learned holds for no other "
+        "picture: check the masks against their pictures with check-data)",
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="with --overfit-batch: at most N steps, however long they take (default: 300 steps or 60 s)",
     )
 
     p = subcommands.add_parser("evaluate", help="score a checkpoint on a dataset split")

@@ -117,10 +117,14 @@ def cached_datasets(config: TrainConfig, known) -> tuple:
 
 def train(args: argparse.Namespace) -> int:
     config = train_config(args)
+    if args.steps is not None and not args.overfit_batch:
+        raise InputError("--steps: is the step limit of --overfit-batch; a run is as long as its --epochs")
     if args.overfit_batch:
         if args.resume:
             raise InputError("--overfit-batch: writes no run, so there is nothing to --resume; leave one of them out")
-        train_run(config, overfit=True)
+        if config.device in ("auto", "cpu"):
+            keep_freed_memory()  # faster CPU steps: more of them fit in the time limit
+        train_run(config, overfit=args.steps or True)
         return 0
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
