@@ -15,8 +15,8 @@ from benchmarks.measure import Row, interleaved, median, speedup_row, spread
 from benchmarks.train_step import original_step
 from unet_lib.config import recipe
 from unet_lib.losses import make_loss
-from unet_lib.runtime import autocast_dtype
-from unet_lib.training import Precision, build_model, make_optimizer, train_one_epoch
+from unet_lib.runtime import Precision
+from unet_lib.training import build_model, make_optimizer, train_one_epoch
 
 TARGET_SPEEDUP = 2.0  # bf16 + channels_last (+ compile) against the original fp32 loop
 
@@ -45,8 +45,8 @@ def run(repeats: int, compile_model: bool = False) -> list[Row]:
         return [Row("cuda train step 320x480 b8", "skipped: no GPU")]
     device = torch.device("cuda")
     config = recipe("original-320x480")
-    amp_dtype = autocast_dtype(device, amp=True)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    precision = Precision.choose(device)  # bf16 (fp16 with a scaler where there is none) + channels_last
+    amp_dtype = precision.dtype
     torch.manual_seed(0)
     base = build_model(config)
     images = torch.rand(config.batch_size, 3, *config.image_size, device=device)  # (8, 3, 320, 480)
@@ -64,7 +64,7 @@ def run(repeats: int, compile_model: bool = False) -> list[Row]:
         optimizer = make_optimizer(model, config)
         net = torch.compile(model) if compile_model else model
         batch = [(images, masks)]
-        return lambda: train_one_epoch(net, batch, loss_fn, optimizer, precision=Precision(amp_dtype, scaler, True))
+        return lambda: train_one_epoch(net, batch, loss_fn, optimizer, precision=precision)
 
     name = f"{amp_dtype}".removeprefix("torch.") + " + channels_last" + (" + compile" if compile_model else "")
     peaks = {}

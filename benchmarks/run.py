@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-FIGURES = ("data", "train-step", "time-to-dice", "inference", "cuda", "scale")
-DEFAULT_FIGURES = FIGURES[:-1]  # scale needs the full-size simulation (1.8 GB) and ~10 minutes: asked for by name
+FIGURES = ("data", "train-step", "time-to-dice", "inference", "cuda", "scale", "precision")
+DEFAULT_FIGURES = FIGURES[
+    :-2
+]  # precision: by name (python -m benchmarks.run --only precision); scale needs the full-size simulation (1.8 GB) and ~10 minutes: asked for by name
 NEEDS_SAMPLE = {"data", "time-to-dice", "inference"}  # the figures reading --data
 
 
@@ -41,6 +43,7 @@ class Sizes:
     dice_max_epochs: int = 50  # a cap for either recipe; the original stops earlier, see time_to_dice.py
     inference_images: int = 12  # per memory layout
     cuda_repeats: int = 5
+    precision_repeats: int = 3  # timed steps per precision, after a warm-up each
     scale_workers: int = 4  # DataLoader workers of the scale figure
     scale_limit: int | None = None  # scale: use only the first N photos (None: all)
 
@@ -58,6 +61,7 @@ QUICK = Sizes(
     dice_max_epochs=2,
     inference_images=4,
     cuda_repeats=2,
+    precision_repeats=1,
     scale_workers=2,
     scale_limit=32,
 )
@@ -153,7 +157,7 @@ def run_figure(figure: str, args: argparse.Namespace, sizes: Sizes, data_dir: Pa
     """The rows of one figure (a list of ``benchmarks.measure.Row``)."""
     import torch
 
-    from benchmarks import cuda, data_pipeline, inference, scale, time_to_dice, train_step
+    from benchmarks import cuda, data_pipeline, inference, precision, scale, time_to_dice, train_step
     from unet_lib.model import UNet
 
     if figure == "data":
@@ -162,6 +166,10 @@ def run_figure(figure: str, args: argparse.Namespace, sizes: Sizes, data_dir: Pa
         )
     if figure == "train-step":
         return train_step.run(sizes.step_batch, sizes.step_repeats, sizes.step_features)
+    if figure == "precision":
+        if args.quick:
+            return precision.run(sizes.precision_repeats, (4, 8, 16, 32), (64, 96), 2)
+        return precision.run(sizes.precision_repeats)
     if figure == "time-to-dice":
         return time_to_dice.run(data_dir, sizes.dice_size, sizes.dice_features, sizes.dice_max_epochs)
     if figure == "inference":

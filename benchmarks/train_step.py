@@ -24,7 +24,8 @@ from benchmarks.measure import Row, interleaved, measured_peak, median, spec_pea
 from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.losses import make_loss
-from unet_lib.training import Precision, build_model, make_optimizer, train_one_epoch
+from unet_lib.runtime import Precision
+from unet_lib.training import build_model, make_optimizer, train_one_epoch
 
 TARGET_SPEEDUP = 1.0
 TARGET_FLOP_SHARE = 0.5  # the aim: half of the cores' peak

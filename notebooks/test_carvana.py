@@ -67,7 +67,7 @@ from unet_lib.cli.original import checkpoint_config, load_original
 from unet_lib.cli.pictures import predict_items
 from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root
 from unet_lib.data.carvana import car_of
-from unet_lib.runtime import pick_device
+from unet_lib.runtime import Precision, pick_device
 from unet_lib.viz import RowLabels, plot_histograms, plot_threshold_sweep, show_error_maps, show_gallery
 from unet_lib.viz.photo_widget import PhotoPredictor
 
@@ -153,9 +153,11 @@ val_set = CarvanaDataset(data_dir, "val", size=image_size, val_fraction=val_frac
 val_set = use_cache(val_set, "memory")  # read twice: the decoded pictures are kept in memory
 val_loader = DataLoader(val_set, BATCH_SIZE)
 device = pick_device("auto")
-model = model.to(device).eval()
+precision = Precision.choose(device, config.amp, config.channels_last)  # as trained: bf16 where native, else fp32
+model = precision.prepare(model.to(device)).eval()
 loss_fn = make_loss(config.loss, 1)  # the training loss (the original's: BCE)
-metrics = evaluate(model, with_full_masks(val_set, BATCH_SIZE), binary_metrics(THRESHOLD), loss_fn)
+metrics = evaluate(model, with_full_masks(val_set, BATCH_SIZE), binary_metrics(THRESHOLD), loss_fn, precision.dtype)
+print(precision)
 print(f"data: {os.path.relpath(data_dir, repo_root())}, {len(val_set)} validation photos, threshold {THRESHOLD}")
 for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
     print(f"  {name:15s} {metrics[name]:.4f}")
@@ -174,7 +176,7 @@ if same_run and THRESHOLD == config.threshold:
 # chosen threshold it gives exactly the same scores.
 
 # %%
-sweep = sweep_thresholds(model, val_loader, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}))
+sweep = sweep_thresholds(model, val_loader, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}), amp_dtype=precision.dtype)
 at_threshold = sweep.scores(THRESHOLD)
 assert at_threshold["dice"] == metrics["dice"], (at_threshold, metrics)
 dice = sweep.dice()[sweep.index(THRESHOLD)]  # (N,) one Dice per photo
@@ -253,7 +255,7 @@ print(f"{'at full size (Kaggle)':28s} {metrics['dice_full_res']:12.4f} {metrics[
 # independent: with few held-out cars, even a clear gain says little about other cars.
 
 # %%
-sweep_tta = sweep_thresholds(model, val_loader, [THRESHOLD], tta=True)
+sweep_tta = sweep_thresholds(model, val_loader, [THRESHOLD], tta=True, amp_dtype=precision.dtype)
 gain = sweep_tta.dice()[0] - dice  # (N,) per photo: with TTA minus without
 stderr = gain.std() / len(gain) ** 0.5
 print(
@@ -394,7 +396,8 @@ display(tool.figure())
 # - The [Kaggle Carvana competition](https://www.kaggle.com/competitions/carvana-image-masking-challenge):
 #   the metric (mean Dice) and the winners' write-ups (full-resolution training, TTA).
 # - PyTorch: [`torch.inference_mode`](https://pytorch.org/docs/stable/generated/torch.inference_mode.html)
-#   and [automatic mixed precision](https://pytorch.org/docs/stable/amp.html), which `predict` uses on a GPU.
+#   and [automatic mixed precision](https://pytorch.org/docs/stable/amp.html), which `evaluate` and `predict`
+#   use where the processor computes bf16 natively (a GPU, or a CPU with bf16 instructions).
 #
 # **Next:** `inspect_layers` opens the same checkpoint and looks inside it: what each block sees, why
 # the skip connections matter, and where the network looks when it says "car".

@@ -95,7 +95,7 @@ from unet_lib.data.carvana import car_of
 from unet_lib.inspect.summary import format_summary, model_summary
 from unet_lib.losses import soft_dice
 from unet_lib.metrics import binary_counts, binary_scores
-from unet_lib.runtime import pick_device
+from unet_lib.runtime import Precision, pick_device
 from unet_lib.training import WARMUP_SHARE, make_optimizer, make_scheduler
 from unet_lib.viz import LiveHistory, RowLabels, plot_histograms, show_before_after, show_gallery
 
@@ -469,14 +469,16 @@ display(Markdown("\n".join(lines)))
 # ## 5. Validation on held-out cars
 #
 # The best checkpoint is loaded back from disk (as any later user would) and scored on the
-# validation cars. Two baselines that learn nothing give the numbers a scale: predicting the same
+# validation cars, in the precision training used (the line above the epochs says which). Two baselines that learn nothing give the numbers a scale: predicting the same
 # average mask for every picture, and the best single threshold on brightness or on colour distance
 # from the background (chosen on the validation pictures themselves, so it is flattered).
 
 # %%
 best_model, best_state = model_from_checkpoint(run_dir / "best.pt", num_classes=1)
-best_model = best_model.to(device)
-metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn)  # 1 output channel
+precision = Precision.choose(device, config.amp, config.channels_last)  # as training ran: bf16 where native
+best_model = precision.prepare(best_model.to(device))
+metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn, precision.dtype)  # 1 channel
+print(precision)
 print(f"best epoch {best_state['epoch']} of {len(history)}; held-out cars, {len(val_set)} photos:")
 for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
     print(f"  {name:15s} {metrics[name]:.4f}")

@@ -78,7 +78,7 @@ from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_trai
 from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
 from unet_lib.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES
 from unet_lib.evaluation import predict_labels, predict_logits
-from unet_lib.runtime import pick_device
+from unet_lib.runtime import Precision, pick_device
 from unet_lib.viz import (
     LiveHistory,
     plot_class_frequencies,
@@ -266,8 +266,10 @@ display(
 
 # %%
 model, state = model_from_checkpoint(out_dir / "best.pt", num_classes=NUM_CLASSES)
-model.to(device)
-scores = evaluate(model, val_loader, [Scores(NUM_CLASSES)], loss_fn)
+precision = Precision.choose(device, config.amp, config.channels_last)  # as training ran: bf16 where native
+model = precision.prepare(model.to(device))
+scores = evaluate(model, val_loader, [Scores(NUM_CLASSES)], loss_fn, precision.dtype)
+print(precision)
 baseline, most_common = ConfusionMatrix(NUM_CLASSES), int(frequencies.argmax())
 for _, masks in val_loader:
     baseline.update(torch.full_like(masks, most_common), masks)  # the same class on every pixel

@@ -130,10 +130,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def logits_by_hand(checkpoint: Path, images, arch: dict | None = None):
+def logits_by_hand(checkpoint: Path, images, arch: dict | None = None, bf16: bool = False):
     """The logits [N, C, h, w] of a checkpoint's model on ``images`` [N, 3, h, w]: loaded with plain
     ``torch.load`` and run in eval mode in one batch, without unet_lib's loading or evaluation code.
-    A bare state_dict (the original project's ``.h5``) needs its ``arch``, the ``UNet`` arguments."""
+    A bare state_dict (the original project's ``.h5``) needs its ``arch``, the ``UNet`` arguments.
+    ``bf16``: under bf16 autocast with the model in channels_last, as unet_lib runs where bf16 is native."""
     import torch
 
     from unet_lib.model import UNet
@@ -143,8 +144,10 @@ def logits_by_hand(checkpoint: Path, images, arch: dict | None = None):
         state = {"arch": arch, "model": state}
     model = UNet(**state["arch"])
     model.load_state_dict(state["model"])
-    with torch.no_grad():
-        return model.eval()(images)
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return model.eval()(images).float()
 
 
 def gif_mask(path: Path) -> np.ndarray:

@@ -366,5 +366,5 @@ def test_bench_command_line_refuses_an_unknown_figure():
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines()[-1].endswith(
-        "error: --only: unknown figure 'speed'; expected some of data,train-step,time-to-dice,inference,cuda,scale"
+        "error: --only: unknown figure 'speed'; expected some of data,train-step,time-to-dice,inference,cuda,scale,precision"
     )

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from conftest import assert_between, bce_dice_by_hand, binary_scores_by_hand, gif_mask, logits_by_hand, strict_json
 from PIL import Image
 
+from unet_lib import runtime
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
 from unet_lib.data import CarvanaDataset
@@ -28,7 +29,7 @@ def workdir(tmp_path_factory):
     assert main(["sample-data", "carvana", str(root / "carvana"), "--cars", "3", "--size", "240x160"]) == 0
     args = ["train", "carvana", "--data", str(root / "carvana"), "--recipe", "demo", "--size", "32x48"]
     args += ["--features", "4,8", "--epochs", "2", "--batch-size", "2", "--out", str(root / "run"), "--quiet"]
-    args += ["--device", "cpu"]  # the scores below are checked against a CPU computation
+    args += ["--device", "cpu", "--no-amp"]  # the scores below are checked against a CPU computation in fp32
     threads = torch.get_num_threads()
     try:
         with contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -81,13 +82,15 @@ def test_train_writes_a_run_and_prints_one_line_per_epoch(workdir, held_out):
     assert [row["epoch"] for row in history] == [1, 2]
     best = max(history, key=lambda row: row["val_dice"])
     lines = (workdir / "train-output.txt").read_text().splitlines()
-    assert lines[0] == f"training on cpu -> {run}"
+    assert lines[:2] == [f"training on cpu -> {run}", "cpu: fp32 (amp off)"]
+    # 12 training views in batches of 2: the first epoch's 5 steps after its first are timed, then the run told.
+    assert re.fullmatch(r"time: \d+\.\d\d s a step: about \d+ s an epoch, \d+ s for 2 epochs", lines[2]), lines[2]
     best_line = (
         f"best val_dice {best['val_dice']:.4f} at epoch {best['epoch']}; checkpoints in {run} (best.pt, last.pt)"
     )
     assert lines[-1] == best_line
-    assert len(lines) == 4
-    for line, row in zip(lines[1:3], history, strict=True):
+    assert len(lines) == 6
+    for line, row in zip(lines[3:5], history, strict=True):
         found = EPOCH_LINE.fullmatch(line)
         assert found, line
         printed = [float(v) for v in found.groups()[1:]]
@@ -103,7 +106,7 @@ def test_train_writes_a_run_and_prints_one_line_per_epoch(workdir, held_out):
 
 def test_evaluate_prints_the_scores_computed_by_hand(workdir, held_out, capsys):
     checkpoint, data = workdir / "run" / "best.pt", workdir / "carvana"
-    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet", "--device", "cpu"]
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet", "--device", "cpu", "--no-amp"]
     capsys.readouterr()
     assert main([*args, "--json"]) == 0
     metrics = strict_json(capsys.readouterr().out)
@@ -202,6 +205,7 @@ def test_resume_continues_a_run(workdir, capsys, one_thread):
     best = max(history, key=lambda row: row["val_dice"])
     assert capsys.readouterr().out.splitlines() == [
         f"training on cpu -> {run}",
+        "cpu: fp32 (amp off)",  # as the run was trained: --no-amp is stored with it
         f"best val_dice {best['val_dice']:.4f} at epoch {best['epoch']}; checkpoints in {run} (best.pt, last.pt)",
     ]
 
@@ -229,7 +233,26 @@ def test_train_options_override_the_recipe():
         return train_config(build_parser().parse_args(["train", "carvana", *options]))
 
     default = config()
-    assert (default.amp, default.channels_last, default.optimizer) == (True, False, "adamw")  # the recommended recipe
+    assert (default.amp, default.channels_last, default.optimizer) == (True, None, "adamw")  # the recommended recipe
     chosen = config("--no-amp", "--channels-last", "--recipe", "original-160x240", "--lr", "3e-4", "--size", "64x96")
     assert (chosen.amp, chosen.channels_last, chosen.optimizer) == (False, True, "adam")
     assert (chosen.lr, chosen.image_size) == (3e-4, (64, 96))
+
+
+# Evaluation in bf16 against fp32, on the sample car held out: measured 0.0005 apart (a pixel's probability near
+# the threshold may fall on either side).
+EVAL_DICE_ATOL = 5e-3
+
+
+def test_evaluation_in_bf16_gives_the_fp32_dice(workdir, capsys, monkeypatch):
+    args = ["evaluate", "--checkpoint", str(workdir / "run" / "best.pt"), "--data", str(workdir / "carvana")]
+    args += ["--quiet", "--device", "cpu", "--json"]
+    assert main([*args, "--no-amp"]) == 0
+    fp32 = strict_json(capsys.readouterr().out)
+    monkeypatch.setattr(runtime, "cpu_bf16", lambda: (True, "avx512_bf16"))  # forced: correct on any CPU
+    assert main(args) == 0
+    found = capsys.readouterr()
+    assert found.err.splitlines()[0] == "cpu: bf16 autocast + channels_last (avx512_bf16)"  # on stderr: JSON stays JSON
+    bf16 = strict_json(found.out)
+    for key in ("dice", "dice_full_res", "dice_tta"):
+        assert bf16[key] == pytest.approx(fp32[key], abs=EVAL_DICE_ATOL), key

@@ -29,6 +29,7 @@ from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATASETS, CarvanaDataset, CityscapesDataset, class_names
 from unet_lib.data.rle import rle_decode
+from unet_lib.runtime import Precision
 from unet_lib.training import build_model
 
 
@@ -189,7 +190,10 @@ def test_submission_csv_from_the_command_line(workdir, capsys, tmp_path):
     assert all(rle_decode(r[1], (160, 240)).shape == (160, 240) for r in rows[1:])
 
     model, _ = model_from_checkpoint(workdir / "carvana.pt")
-    same = write_submission(model, paths, tmp_path / "direct.csv", Inference((32, 48), True, 3), 0.4)
+    precision = Precision.choose(torch.device("cpu"))  # as the command runs it: bf16 + channels_last where native
+    model = precision.prepare(model)
+    how = Inference((32, 48), True, 3, precision=precision)
+    same = write_submission(model, paths, tmp_path / "direct.csv", how, 0.4)
     assert same.read_text() == out.read_text()
 
     _, err = run(capsys, args, code=2)
@@ -201,6 +205,7 @@ def test_submission_csv_from_the_command_line(workdir, capsys, tmp_path):
 def test_evaluate_carvana_reports_the_kaggle_score(workdir, capsys):
     checkpoint, data = workdir / "carvana.pt", workdir / "carvana"
     args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet", "--device", "cpu"]
+    args += ["--no-amp"]  # fp32, as the scores by hand below
     metrics = strict_json(run(capsys, [*args, "--json"])[0])
     assert (metrics["images"], metrics["split"], metrics["checkpoint"]) == (16, "val", str(checkpoint))
 
@@ -244,7 +249,7 @@ def label_files(dataset: CityscapesDataset) -> list[Path]:
 def test_cityscapes_result_files_and_scores(workdir, capsys, tmp_path):
     checkpoint, data = str(workdir / "cityscapes.pt"), str(workdir / "cityscapes")
     predict = ["predict", "--checkpoint", checkpoint, "--data", data, "--split", "val", "--format", "cityscapes"]
-    predict += ["--device", "cpu"]  # compared below with a CPU computation, as every score here
+    predict += ["--device", "cpu", "--no-amp"]  # compared below with a CPU computation in fp32, as every score here
     stdout, _ = run(capsys, [*predict, "--out", str(tmp_path), "--quiet"])
     assert "CITYSCAPES_RESULTS" in stdout
     written = sorted(tmp_path.glob("*_leftImg8bit.png"))
@@ -262,7 +267,7 @@ def test_cityscapes_result_files_and_scores(workdir, capsys, tmp_path):
     np.testing.assert_array_equal(written_ids[sure], np.vectorize(label_of_train.get)(train_ids)[sure])
 
     evaluate = ["evaluate", "--checkpoint", checkpoint, "--data", data, "--batch-size", "2", "--quiet"]
-    evaluate += ["--device", "cpu"]
+    evaluate += ["--device", "cpu", "--no-amp"]
     metrics = strict_json(run(capsys, [*evaluate, "--json"])[0])
     assert metrics["images"] == 2 and len(metrics["category_iou"]) == 7
     check_official(metrics, official_scores_by_hand(logits, label_files(val)))
@@ -285,6 +290,7 @@ def test_the_original_34_class_model(workdir, capsys, tmp_path):
     config = checkpoint_config(state, h5)
     assert config.dataset == "cityscapes" and config.image_size == (160, 320)
     evaluate = ["evaluate", "--checkpoint", h5, "--data", data, "--size", "32x64", "--json", "--device", "cpu"]
+    evaluate += ["--no-amp"]
     metrics = strict_json(run(capsys, evaluate)[0])
     val = CityscapesDataset(data, "val", size=(32, 64))
     images = torch.stack([val[i][0] for i in range(len(val))])
@@ -293,7 +299,7 @@ def test_the_original_34_class_model(workdir, capsys, tmp_path):
     check_official(metrics, by_hand)
     assert "loss" not in metrics  # 34 labelIds against 19 trainIds: no loss to compute
     predict = ["predict", "--checkpoint", h5, "--data", data, "--split", "val", "--size", "32x64", "--quiet"]
-    predict += ["--device", "cpu"]
+    predict += ["--device", "cpu", "--no-amp"]
     run(capsys, [*predict, "--format", "cityscapes", "--out", str(tmp_path / "results")])
     written = np.stack([np.asarray(Image.open(p)) for p in sorted((tmp_path / "results").glob("*.png"))])
     label_ids, sure = argmax_by_hand(logits, (64, 128))

@@ -13,6 +13,7 @@ import unet_lib.cli.demo
 from unet_lib.cli.demo import run_demo
 from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.data import CarvanaDataset
+from unet_lib.runtime import Precision
 
 PRINTED = 5e-5  # half the last printed digit of a 4-decimal score
 EDGE = 2e-4  # a pixel within float rounding of a grid threshold may fall either side: about 1e-5 each
@@ -101,20 +102,22 @@ def test_demo_trains_scores_and_compares_with_the_baselines(sample, tmp_path, ca
         f"training {tuple(config['features'])} U-Net at {height}x{width} on the CPU: "
         f"16 training / 16 held-out images -> {run}"
     )
-    assert lines[1] == f"training on cpu -> {run}"
-    assert lines[2].startswith("epoch 1/1  train loss ")
-    assert f"val dice {history[0]['val_dice']:.4f}  " in lines[2]
+    precision = Precision.choose(torch.device("cpu"))  # bf16 + channels_last where native, else fp32
+    assert lines[1:3] == [f"training on cpu -> {run}", str(precision)]
+    assert re.fullmatch(r"time: \d+\.\d\d s a step: about \d+ s an epoch, \d+ s for 1 epochs", lines[3]), lines[3]
+    assert lines[4].startswith("epoch 1/1  train loss ")
+    assert f"val dice {history[0]['val_dice']:.4f}  " in lines[4]
     assert re.fullmatch(
-        rf"trained 1 epochs in \d+\.\d min; best checkpoint {re.escape(str(run / 'best.pt'))}", lines[5]
+        rf"trained 1 epochs in \d+\.\d min; best checkpoint {re.escape(str(run / 'best.pt'))}", lines[7]
     )
-    assert lines[6] == "held-out cars (mean per-image Dice, the Kaggle metric):"
+    assert lines[8] == "held-out cars (mean per-image Dice, the Kaggle metric):"
     found = RESULT_LINES.search(out)
-    assert found and found.start() == out.index(lines[7]), out
-    assert lines[10] == f"figure: {run / 'predictions.png'}"
+    assert found and found.start() == out.index(lines[9]), out
+    assert lines[12] == f"figure: {run / 'predictions.png'}"
 
     # The U-Net's scores, by hand: best.pt run with plain torch on the held-out car, sigmoid > threshold.
     val_images, val_masks = stacked(val)
-    logits = logits_by_hand(run / "best.pt", val_images)[:, 0]
+    logits = logits_by_hand(run / "best.pt", val_images, bf16=precision.dtype is not None)[:, 0]
     low, high = binary_scores_by_hand(logits, val_masks, config["threshold"])
     for key, printed in (("dice", "dice"), ("pixel_accuracy", "accuracy")):
         assert low[key] - PRINTED <= float(found[printed]) <= high[key] + PRINTED, (key, low[key], high[key])
@@ -136,7 +139,7 @@ def test_demo_trains_scores_and_compares_with_the_baselines(sample, tmp_path, ca
     missed = float(found["dice"]) < unet_lib.cli.demo.TARGET_DICE  # 1 epoch on 1 car: it misses
     assert code == (1 if missed else 0)
     below = f"validation Dice {found['dice']} is below the demo's target {unet_lib.cli.demo.TARGET_DICE}"
-    assert lines[11:] == ([below] if missed else [])
+    assert lines[13:] == ([below] if missed else [])
 
     # Again, with a target it meets: 0, into a new folder next to the first, with the same numbers
     # (same seed, one thread).

@@ -27,10 +27,11 @@ CORE_ENTRIES = {
     "unet_lib.inspect.hooks",
 }
 TOOLS = ("unet_lib.cli", "unet_lib.viz", "unet_lib.inspect.interpret", "unet_lib.inspect.summary")
-# The aim is 2,500 lines, what a learner reads in an hour. The core is 3,386 today (check-data included, since train
-# runs it; other layouts, colour masks, the void value, class weights, tiles for crop-trained validation and the
-# overfit-batch verdict, all reached through train and evaluate): this limit keeps it from growing.
-MAX_CORE_LINES = 3400
+# The aim is 2,500 lines, what a learner reads in an hour. The core is 3,336 today (check-data included, since train
+# runs it; other layouts, colour masks, the void value, class weights, tiles for crop-trained validation, the
+# precision choice and the run's time estimate, all reached through train and evaluate; the overfit-batch check is
+# a tool train is handed): this limit keeps it from growing.
+MAX_CORE_LINES = 3340
 MAX_ROOT_ENTRIES = 15
 MAX_PARAMETERS = 7
 
@@ -166,6 +167,7 @@ def test_every_dataset_answers_the_table():
         assert cls.name == name
         for attribute in ("class_names", "layout", "title", "scores", "split_predictions", "background"):
             assert hasattr(cls, attribute), (name, attribute)
+        assert recipe(cls.cpu_recipe).dataset == name
         for method in ("list_pairs", "looks_like", "value_tables", "from_config", "configure"):
             assert callable(getattr(cls, method)), (name, method)
         assert callable(cls.decode) and not hasattr(cls, "load")  # `load` is an attribute a cache may replace

@@ -1,8 +1,12 @@
 """Overfitting one batch: a model that learns it, one that learns slowly, masks shuffled against their pictures,
 a loss that diverges, the step and time limits, and the verdict from the command line."""
 
+import contextlib
+import functools
 import math
 import re
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -11,9 +15,8 @@ from torch import nn
 
 from unet_lib.cli import main
 from unet_lib.config import recipe
-from unet_lib.losses import make_loss
-from unet_lib.model import UNet
-from unet_lib.training import (
+from unet_lib.inspect import overfit as overfit_module
+from unet_lib.inspect.overfit import (
     OVERFIT_MIN_STEPS,
     OVERFIT_SECONDS,
     OVERFIT_STEPS,
@@ -22,9 +25,13 @@ from unet_lib.training import (
     batch_score,
     blind_score,
     overfit_batch,
+    overfit_check,
     overfit_message,
-    train,
 )
+from unet_lib.losses import make_loss
+from unet_lib.model import UNet
+from unet_lib.runtime import Precision
+from unet_lib.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # much faster for these tiny tensors, and steady
 UNTIMED = (OVERFIT_STEPS, math.inf)  # steps, not seconds, end these runs: the same on a slow or busy machine
@@ -45,9 +52,16 @@ def overfit(num_classes: int, lr: float, shuffled: bool = False, limits=UNTIMED,
     model = UNet(3, num_classes, features=(4, 8))
     images, masks = pictures(num_classes, shuffled)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    more = {} if clock is None else {"clock": clock}
     loss_fn = make_loss(LOSSES[num_classes], num_classes)
-    return overfit_batch(model, (images[:4], masks[:4]), loss_fn, optimizer, (images[4:], masks[4:]), limits, **more)
+    with fake_clock(clock):
+        return overfit_batch(model, (images[:4], masks[:4]), loss_fn, optimizer, (images[4:], masks[4:]), limits)
+
+
+def fake_clock(clock):
+    """The overfit module's ``time.perf_counter`` replaced by ``clock`` for a block (None: the real one)."""
+    if clock is None:
+        return contextlib.nullcontext()
+    return mock.patch.object(overfit_module, "time", SimpleNamespace(perf_counter=clock))
 
 
 def test_the_batch_score_is_dice_or_the_miou_of_the_classes_in_the_masks():
@@ -158,7 +172,8 @@ def test_a_loss_that_becomes_nan_has_diverged():
     images, masks = pictures(1)
     loss_fn = NaNFromCall(make_loss("bce_dice", 1), n=3)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    result = overfit_batch(model, (images[:4], masks[:4]), loss_fn, optimizer, clock=lambda: 0.0)
+    with fake_clock(lambda: 0.0):
+        result = overfit_batch(model, (images[:4], masks[:4]), loss_fn, optimizer)
     assert result.verdict == "diverged" and result.steps == 2 and math.isnan(result.loss)
     assert overfit_message(result) == (
         "overfit-batch: diverged: the loss became nan after 2 steps, 0 s: lower the learning rate (--lr)"
@@ -192,7 +207,7 @@ def test_train_takes_a_step_limit_and_returns_the_verdict(tmp_path):
     config = recipe(
         "folder-quick", data_dir=str(tmp_path / "data"), image_size=(32, 48), features=(4, 8), lr=1e-2, threads=1
     )
-    (row,) = train(config, overfit=3)
+    (row,) = train(config, overfit=functools.partial(overfit_check, steps=3))
     assert row["steps"] == 3 and row["held_out"] == 4
     assert row["verdict"] in ("learned", "learning slowly", "not learning")
 
@@ -212,15 +227,16 @@ def test_overfit_batch_from_the_command_line_prints_its_verdict_last(tmp_path, c
     capsys.readouterr()
     assert main([*ARGS, "--overfit-batch", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == f"overfit-batch: 4 pictures at 32x48, up to {OVERFIT_STEPS} steps or {OVERFIT_SECONDS:.0f} s"
-    assert lines[1].startswith("step 1  ")
+    assert lines[0] == str(Precision.choose(torch.device("cpu")))  # as training would run: bf16 where native
+    assert lines[1] == f"overfit-batch: 4 pictures at 32x48, up to {OVERFIT_STEPS} steps or {OVERFIT_SECONDS:.0f} s"
+    assert lines[2].startswith("step 1  ")
     found = VERDICT.fullmatch(lines[-1])
     assert found and found[1] == "learned" and int(found[2]) < OVERFIT_STEPS
     assert listing(tmp_path) == before  # no run folder, nothing written
 
     assert main([*ARGS, "--overfit-batch", "--steps", "2", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "overfit-batch: 4 pictures at 32x48, up to 2 steps"  # a step limit asked for: no time limit
+    assert lines[1] == "overfit-batch: 4 pictures at 32x48, up to 2 steps"  # a step limit asked for: no time limit
     assert (found := VERDICT.fullmatch(lines[-1])) and found[2] == "2"
 
 

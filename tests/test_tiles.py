@@ -207,7 +207,7 @@ def tiled_by_hand(checkpoint: Path, path: Path, tile) -> torch.Tensor:
 @pytest.mark.parametrize("tile", [None, (16, 32)])
 def test_evaluate_scores_each_picture_at_its_own_size_in_tiles(crop_run, tile, capsys):
     root, checkpoint, _, _ = crop_run
-    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--workers", "0", "--quiet"]
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--workers", "0", "--quiet", "--no-amp"]
     assert main(args + (["--tile", f"{tile[0]}x{tile[1]}"] if tile else []) + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     val = FolderDataset(root, "val")
@@ -248,7 +248,7 @@ def test_carvana_kaggle_dice_and_submission_at_full_resolution_in_tiles(carvana_
         optimizer.step()
     state = {"model": model.state_dict(), "arch": dict(model.arch), "config": config.to_dict()}
     checkpoint = save_checkpoint(state, tmp_path / "carvana.pt")
-    common = ["--checkpoint", str(checkpoint), "--data", str(carvana_tree), "--workers", "0", "--quiet"]
+    common = ["--checkpoint", str(checkpoint), "--data", str(carvana_tree), "--workers", "0", "--quiet", "--no-amp"]
     assert main(["evaluate", *common, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     val = CarvanaDataset(carvana_tree, "val")

@@ -16,7 +16,7 @@ from unet_lib.inspect.hooks import capture, layer_names
 from unet_lib.losses import BCEDiceLoss, make_loss
 from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix, dice_per_image
 from unet_lib.model import UNet, count_parameters
-from unet_lib.runtime import pick_device, seed_everything
+from unet_lib.runtime import Precision, pick_device, seed_everything
 from unet_lib.training import build_model, fit, train, train_one_epoch, train_step
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ConfusionMatrix",
     "FolderDataset",
     "InputError",
+    "Precision",
     "Scores",
     "Tiled",
     "TrainConfig",

@@ -18,7 +18,15 @@ AugmentKind = Literal["none", "flip", "original", "default"]  # see data/transfo
 AnnotationMode = Literal["fine", "coarse"]  # Cityscapes' gtFine or gtCoarse label files
 ClassWeighting = Literal["none", "median-frequency"]  # the loss's class weights (data/check.py: loss_weights)
 CacheMode = Literal["disk", "memory", "none"]  # decoded pictures: one shared file, a copy per worker, or none
-RUNTIME_FIELDS = ("num_workers", "cache", "device", "threads", "progress")  # where and how a run is carried out
+RUNTIME_FIELDS = (
+    "num_workers",
+    "cache",
+    "device",
+    "threads",
+    "progress",
+    "amp",
+    "channels_last",
+)  # where and how a run is carried out
 
 
 class ConfigError(ValueError):
@@ -58,8 +66,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # CPU threads for PyTorch (None: its default); bit-identical runs need equal counts
     progress: bool | None = None  # progress bars; None: on a terminal or in Jupyter, one line per epoch otherwise
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
-    channels_last: bool = False  # NHWC memory layout: faster convolutions with AMP on recent GPUs
+    amp: bool = True  # bf16 autocast where native (CPUs with bf16 instructions, GPUs; fp16 on older GPUs); else fp32
+    channels_last: bool | None = None  # NHWC memory layout; None: with autocast, whose kernels are fastest in it
     threshold: float = 0.5  # carvana: a pixel is "car" when its probability exceeds this
     seed: int = 0  # seeds weights, shuffling and augmentation: same seed, same run
 

@@ -88,10 +88,12 @@ def predict(
     threshold: float = 0.5,
     tta: bool = False,
     out_size: Sequence[int] | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Label maps int64 [B, H, W] for a batch of images [B, 3, h, w]: the model in eval mode, then
-    sigmoid > ``threshold`` (one output channel) or argmax; ``out_size`` upsamples the logits first."""
-    return predict_labels(predict_logits(model, images, out_size, tta), threshold)
+    """Label maps int64 [B, H, W] for a batch of images [B, 3, h, w]: the model in eval mode (under autocast in
+    ``amp_dtype`` when given), then sigmoid > ``threshold`` (one output channel) or argmax; ``out_size``
+    upsamples the logits first."""
+    return predict_labels(predict_logits(model, images, out_size, tta, amp_dtype), threshold)
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -249,6 +251,8 @@ def evaluate(
             per-image results, so that image ``n`` is item ``n`` of the dataset.
         metrics: What to count, e.g. ``[Scores(1)]`` for a binary model at the network's size.
         loss_fn: Also report the mean ``loss`` (at the network's size, without TTA).
+        amp_dtype: Autocast the model in this dtype (``runtime.Precision.dtype``; None: fp32); the loss and the
+            metrics see fp32 logits.
         progress: Show a progress bar (None: only where someone watches, see ``runtime.show_progress``).
 
     Returns:

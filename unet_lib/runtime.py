@@ -1,10 +1,14 @@
-"""Where training runs: seeds and threads, the device, mixed precision, and the processes of a distributed run."""
+"""Where training runs: seeds and threads, the device, its precision (bf16 where native), and the processes of a
+distributed run."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,11 +46,110 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """bf16 on GPUs that support it, else fp16; None (plain fp32) on the CPU or with ``amp=False``."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+# What a CPU reports when it multiplies bf16 natively: x86's AVX-512 BF16 and AMX, Arm's BF16 extension. Without
+# them oneDNN emulates bf16 through fp32, and a bf16 convolution is 10-25x slower than the fp32 one (measured).
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# oneDNN's instruction sets without bf16 arithmetic: ONEDNN_MAX_CPU_ISA set to one of them keeps oneDNN from bf16.
+ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (``/proc/cpuinfo``: x86 ``flags``, Arm ``Features``); elsewhere
+    what PyTorch's own CPU check finds of :data:`BF16_FLAGS` (x86 only)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return set(value.split())
+    checks = {"avx512_bf16": "_is_avx512_bf16_supported", "amx_bf16": "_is_amx_tile_supported"}
+    return {flag for flag, check in checks.items() if getattr(torch.cpu, check, lambda: False)()}
+
+
+@functools.cache
+def cpu_bf16() -> tuple[bool, str]:
+    """Whether this CPU computes bf16 natively, checked once (:func:`bf16_support` on this machine)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    kernels = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return bf16_support(cpu_flags(), isa, kernels)
+
+
+def bf16_support(flags: set[str], isa: str = "", kernels: bool = True) -> tuple[bool, str]:
+    """Whether a CPU computes bf16 natively, and why.
+
+    Args:
+        flags: Its feature flags (:func:`cpu_flags`).
+        isa: ``$ONEDNN_MAX_CPU_ISA``, the instruction sets oneDNN may use ("": all).
+        kernels: Whether this PyTorch's oneDNN has bf16 kernels for it.
+
+    Returns:
+        ``(True, "avx512_bf16")``, or False and the reason, e.g. ``"no avx512_bf16, amx_bf16 or Arm bf16: bf16
+        would be emulated, slower than fp32"``.
+    """
+    found = [flag for flag in BF16_FLAGS if flag in flags]
+    if not found:
+        return False, f"no {', '.join(BF16_FLAGS[:2])} or Arm {BF16_FLAGS[2]}: bf16 would be emulated, slower than fp32"
+    if isa.upper() in ISAS_WITHOUT_BF16:
+        return False, f"ONEDNN_MAX_CPU_ISA={isa} hides {found[0]}: bf16 would be emulated, slower than fp32"
+    if not kernels:
+        return False, f"{found[0]}, but this PyTorch has no oneDNN bf16 kernels for it"
+    return True, "+".join(found)
+
+
+@dataclass
+class Precision:
+    """How a model runs: the autocast dtype, gradient scaling and the memory layout, and why (:meth:`choose`).
+    ``str(precision)`` is the line a run starts with, e.g. ``cpu: bf16 autocast + channels_last (avx512_bf16)``."""
+
+    dtype: torch.dtype | None = None  # autocast in this dtype; None: fp32
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: small gradients would round to zero without it
+    channels_last: bool = False  # NHWC: the model and images laid out channel-innermost
+    device: str = "cpu"
+    reason: str = ""
+
+    @classmethod
+    def choose(cls, device: torch.device, amp: bool = True, channels_last: bool | None = None) -> Precision:
+        """bf16 autocast where the device computes it natively: a CPU with bf16 instructions (:func:`cpu_bf16`), a
+        CUDA GPU that supports it (else fp16, with a gradient scaler); fp32 elsewhere, or with ``amp=False``.
+
+        Args:
+            device: Where the model runs.
+            amp: Mixed precision where it is native; False: exact fp32.
+            channels_last: The NHWC layout; None: with autocast (its bf16 and fp16 kernels are fastest in NHWC).
+
+        Returns:
+            The choice. Weights, losses, metrics and BatchNorm statistics stay fp32 whatever it is: autocast
+            runs only the convolutions (and matrix products) in the lower precision.
+        """
+        dtype, reason = None, "amp off"
+        if amp and device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+            dtype = torch.bfloat16 if native else torch.float16
+            reason = f"{torch.cuda.get_device_name(device)}{'' if native else ' has no bf16'}"
+        elif amp and device.type == "cpu":
+            native, reason = cpu_bf16()
+            dtype = torch.bfloat16 if native else None
+        elif amp:
+            reason = f"no autocast on {device.type}"
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        layout = dtype is not None if channels_last is None else channels_last
+        return cls(dtype, scaler, layout, device.type, reason)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` in this precision's memory layout: converted to channels_last, or as it is."""
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def __str__(self) -> str:
+        name = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.dtype]
+        scaled = " with gradient scaling" if self.scaler is not None else ""
+        layout = " + channels_last" if self.channels_last else ""
+        return (
+            f"{self.device}: {name}{scaled}{layout} ({self.reason})"
+            if self.reason
+            else f"{self.device}: {name}{layout}"
+        )
 
 
 def show_progress(asked: bool | None = None) -> bool:

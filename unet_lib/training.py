@@ -6,31 +6,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from unet_lib.checkpoint import load_checkpoint, load_weights, new_run_dir, save_checkpoint, write_json
-from unet_lib.config import TrainConfig
+from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import DATASETS, best_metric, build_datasets, build_loaders, class_names, configure, num_outputs
 from unet_lib.data.check import check_tree, loss_weights
 from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Scores, Tiled, evaluate, forward
 from unet_lib.losses import make_loss
-from unet_lib.metrics import IGNORE_INDEX, BinaryCounts, ConfusionMatrix
 from unet_lib.model import UNet
 from unet_lib.runtime import (
+    Precision,
     all_reduce,
-    autocast_dtype,
     init_distributed,
     is_distributed,
     is_main_process,
@@ -40,25 +37,8 @@ from unet_lib.runtime import (
 )
 
 WARMUP_SHARE = 0.15  # one-cycle: the share of all steps spent warming up to the peak lr
-# --overfit-batch. The verdict is judged on the batch's own score, not on a loss level: a loss falls at a pace
-# that depends on the loss, the classes and the model, while Dice and mIoU read the same on any data.
-OVERFIT_PICTURES = 4  # at most this many: a 31 M parameter U-Net still takes a step every few seconds on 2 cores
-OVERFIT_STEPS = 300  # step limit (train --steps): what a 2 M parameter model takes in about a minute on 2 cores
-OVERFIT_SECONDS = 60.0  # time limit: the answer comes in about a minute, whatever the model and picture size
-OVERFIT_MIN_STEPS = 3  # taken whatever the time: one step's score says nothing of a rise, and the first is slow
-# Learned: a fit this close shows the shapes of each picture, not the average mask. mIoU asks less than Dice: it
-# is a mean over every class in the batch, thin poles and signs included, and IoU is lower than Dice anyway.
-OVERFIT_TARGETS = {"dice": 0.9, "miou": 0.8}
-OVERFIT_RISE = 0.1  # clearly risen: the best score closed this share of the gap from its start up to 1
-# Following the pictures: the batch scores OVERFIT_MARGIN more with its own masks than with each other's (or
-# OVERFIT_SHARE of the most it could, when the masks are much alike), and pictures not trained on keep
-# OVERFIT_KEPT of that lead, and more than OVERFIT_NOISE. Measured: real masks keep 20-100 % of it (a 4-channel
-# toy at a tenth of its lr included), masks shuffled against their pictures 0-2 %, within +-0.015.
-OVERFIT_MARGIN = 0.05
-OVERFIT_SHARE = 0.25
-OVERFIT_KEPT = 0.1
-OVERFIT_NOISE = 0.01
-OVERFIT_LINE_SECONDS = 10.0  # without a progress bar, a line this often
+ESTIMATE_STEPS = 5  # steps timed in the first epoch (after its first, slow one) before the run's length is told
+LONG_CPU_RUN = 3600.0  # seconds: a CPU run longer than this is pointed to the dataset's cpu_recipe
 EPOCH_SEED_STRIDE = 100_003  # a prime larger than any epoch count: (seed, epoch) pairs never share a seed
 EPOCH_LINE_SCORES = ("val_dice", "val_miou", "val_pixel_accuracy")  # what an epoch's line shows, when scored
 
@@ -95,20 +75,68 @@ def make_scheduler(
     )
 
 
-@dataclass
-class Precision:
-    """How a step runs: the autocast dtype, gradient scaling and the images' memory layout."""
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``2.1 h`` or ``3.2 days``: the unit a person would say."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
-    dtype: torch.dtype | None = None  # autocast in this dtype; None: fp32
-    scaler: torch.amp.GradScaler | None = None  # fp16 only: small gradients would round to zero without it
-    channels_last: bool = False
 
-    @classmethod
-    def choose(cls, device: torch.device, config: TrainConfig) -> Precision:
-        """bf16 (or fp16 with a scaler) on a CUDA GPU when ``config.amp``; fp32 on the CPU."""
-        dtype = autocast_dtype(device, config.amp)
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        return cls(dtype, scaler, config.channels_last)
+def step_work(config: TrainConfig) -> float:
+    """A training step's work, up to a constant: each level's 3x3 convolutions cost its width squared per pixel,
+    and each level down has a quarter of the pixels."""
+    height, width = config.crop or config.image_size
+    return config.batch_size * height * width * sum(f * f / 4**level for level, f in enumerate(config.features))
+
+
+class Stopwatch:
+    """A run's first training epoch, timed: after ``ESTIMATE_STEPS`` steps (the first, slow one not counted;
+    reading the pictures counted) it prints how long an epoch and the whole run will take on this machine, e.g.
+    ``time: 1.84 s a step: about 9.4 min an epoch, 3.1 h for 20 epochs``, and on a CPU, for a run of more
+    than ``LONG_CPU_RUN`` seconds, the recipe that fits one."""
+
+    def __init__(self, loader: Iterable, config: TrainConfig, val_batches: int, epochs: int):
+        self.loader, self.config, self.val_batches, self.epochs = loader, config, val_batches, epochs
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        return self.timed(iter(self.loader))  # the loader's iterator made now, as without the watch (it draws seeds)
+
+    def timed(self, batches: Iterator) -> Iterator:
+        """``batches``, printing the estimate once ``ESTIMATE_STEPS`` steps on them are done."""
+        started, step = 0.0, 0
+        for step, batch in enumerate(batches):
+            yield batch  # resumed once the step on it is done
+            if step == 0:
+                started = time.perf_counter()
+            elif step == ESTIMATE_STEPS:
+                tqdm.write(self.estimate((time.perf_counter() - started) / step))
+        if 0 < step < ESTIMATE_STEPS:  # a short epoch: the steps it had
+            tqdm.write(self.estimate((time.perf_counter() - started) / step))
+
+    def estimate(self, seconds: float) -> str:
+        """The line for steps of ``seconds`` each: validation counts a third of a step per batch (no backward)."""
+        epoch = seconds * (len(self.loader) + self.val_batches / 3)
+        line = f"time: {seconds:.2f} s a step: about {format_duration(epoch)} an epoch, "
+        line += f"{format_duration(epoch * self.epochs)} for {self.epochs} epochs"
+        name = DATASETS[self.config.dataset].cpu_recipe
+        fits = recipe(name)
+        if self.config.device == "cpu" or not torch.cuda.is_available():
+            per_picture = step_work(fits) / fits.batch_size / (step_work(self.config) / self.config.batch_size)
+            small = epoch * fits.num_epochs * per_picture  # the same pictures, each that much less work
+            if epoch * self.epochs > LONG_CPU_RUN and small < epoch * self.epochs / 2:
+                height, width = fits.image_size
+                line += (
+                    f"; on a CPU, --recipe {name} ({fits.features} wide at"
+                    f" {height}x{width}, {fits.num_epochs} epochs) would take about {format_duration(small)}"
+                )
+        return line
 
 
 def train_step(
@@ -167,7 +195,7 @@ def train_one_epoch(
         except TrainingDiverged as err:
             raise TrainingDiverged(
                 f"{err} at epoch {epoch}, step {step + 1}: training diverged; "
-                "lower the learning rate (--lr) or turn off mixed precision; the last good checkpoint is kept"
+                "lower the learning rate (--lr) or turn off mixed precision (--no-amp); the last good checkpoint is kept"
             ) from None
         if scheduler is not None:
             scheduler.step()
@@ -208,7 +236,7 @@ def fit(
     core = model.module if hasattr(model, "module") else model  # the U-Net inside DDP
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(train_loader))
-    precision = Precision.choose(device, config)
+    precision = Precision.choose(device, config.amp, config.channels_last)
     parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": precision.scaler}  # saved beside the model
     history: History = []
     start_epoch, best = 0, -math.inf
@@ -241,7 +269,9 @@ def fit(
             train_loader.sampler.set_epoch(epoch)
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, precision, epoch)
+        first = epoch == start_epoch + 1 and is_main_process()  # timed, to say how long the run will take
+        timed = Stopwatch(train_loader, config, len(val_loader), config.num_epochs - start_epoch) if first else None
+        train = train_one_epoch(model, timed or train_loader, loss_fn, optimizer, scheduler, precision, epoch)
         scored = Tiled(core, config.crop) if config.crop else core  # trained on crops: whole pictures, in tiles
         val = evaluate(scored, val_loader, [Scores(num_classes, [config.threshold])], loss_fn, precision.dtype)
         row = {"epoch": epoch, **train, **{f"val_{k}": v for k, v in val.items()}}
@@ -294,195 +324,6 @@ def check_data(config: TrainConfig) -> tuple[Any, list[float]]:
     return found[1], found[2]
 
 
-class _KeepLogits(nn.Module):
-    """A loss that keeps the logits of its last call: the batch's score then costs no second forward pass."""
-
-    def __init__(self, loss_fn: nn.Module):
-        super().__init__()
-        self.loss_fn, self.logits = loss_fn, None
-
-    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        self.logits = logits.detach()
-        return self.loss_fn(logits, masks)
-
-
-def batch_score(logits: torch.Tensor, masks: torch.Tensor) -> float:
-    """A batch's score: Dice (mean per picture) for one output channel, else mIoU over the classes in its masks.
-
-    Args:
-        logits: [B, C, H, W]; one channel: a pixel is foreground where its probability exceeds 0.5.
-        masks: int64 [B, H, W] class indices (255: ignored).
-
-    Returns:
-        The score, in [0, 1].
-    """
-    if logits.shape[1] == 1:
-        counts = BinaryCounts(device=logits.device)
-        counts.update(logits, masks)
-        return counts.scores()["dice"]
-    matrix = ConfusionMatrix(logits.shape[1], device=logits.device)
-    matrix.update(logits.argmax(1), masks)
-    found = matrix.compute()
-    return found["iou"][found["mat"].sum(1) > 0].mean().item()  # a class predicted but absent is not asked for
-
-
-def blind_score(logits: torch.Tensor, masks: torch.Tensor) -> float:
-    """What the predictions score against the other pictures' masks: their score had they ignored the pictures.
-    A prediction that is the same for every picture (an average mask, however good) scores here exactly its
-    :func:`batch_score`; only predictions that follow their own pictures score less here than there.
-
-    Args:
-        logits: [B, C, H, W] of B >= 2 pictures.
-        masks: int64 [B, H, W] class indices (255: ignored).
-
-    Returns:
-        The mean :func:`batch_score` over the B - 1 ways of giving each picture another picture's mask.
-    """
-    return sum(batch_score(logits, masks.roll(k, 0)) for k in range(1, len(masks))) / (len(masks) - 1)
-
-
-@dataclass
-class OverfitResult:
-    """What :func:`overfit_batch` saw. Its scores are training-mode scores: BatchNorm normalises with the
-    statistics of the pictures scored, as in every training step."""
-
-    metric: str  # "dice" or "miou"
-    start: float  # the batch's score at the first step
-    best: float  # its best score
-    last: float  # its score at the last step
-    last_blind: float  # and its blind_score then; NaN with one picture: nothing to compare
-    own: float  # at the end, pictures not trained on (or the batch, when there are none): scored with their masks
-    blind: float  # and with each other's
-    apart: float  # 1 - blind_score of the batch's true masks: how much last can exceed last_blind at most
-    held_out: int  # how many pictures not trained on gave own and blind (0: the batch did)
-    loss: float  # at the last step; NaN: diverged
-    steps: int = 0
-    seconds: float = 0.0
-
-    @property
-    def risen(self) -> bool:
-        """Whether the batch's score clearly rose: closed ``OVERFIT_RISE`` of the gap from its start up to 1."""
-        return self.best >= self.start + OVERFIT_RISE * (1 - self.start)
-
-    @property
-    def follows(self) -> bool:
-        """Whether the predictions follow the pictures, in a way that holds for pictures not trained on."""
-        lead = self.last - self.last_blind  # NaN (one picture): nothing to compare, not held against it
-        needed = min(OVERFIT_MARGIN, OVERFIT_SHARE * self.apart)  # masks much alike leave little to tell apart
-        return not (lead < needed or self.own - self.blind < max(OVERFIT_NOISE, OVERFIT_KEPT * lead))
-
-    @property
-    def verdict(self) -> str:
-        """``learned``, ``learning slowly``, ``not learning`` or ``diverged``: see :func:`overfit_batch`."""
-        if not math.isfinite(self.loss):
-            return "diverged"
-        if not (self.risen and self.follows):
-            return "not learning"
-        return "learned" if self.best >= OVERFIT_TARGETS[self.metric] else "learning slowly"
-
-
-def overfit_batch(
-    model: nn.Module,
-    batch: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
-    limits: tuple[int, float] = (OVERFIT_STEPS, OVERFIT_SECONDS),
-    clock: Callable[[], float] = time.perf_counter,
-) -> OverfitResult:
-    """Take :func:`train_step` s on one batch, scoring the logits of each step, until its score has clearly risen
-    to ``OVERFIT_TARGETS`` or a limit is reached: the first check that a model, its loss and the masks fit together.
-    Prints a line now and then (``step 40  12 s  loss 0.512  batch dice 0.812``), or a progress bar on a terminal.
-
-    The verdict (:attr:`OverfitResult.verdict`) asks two things. Has the batch's score clearly risen
-    (:attr:`OverfitResult.risen`)? Do the predictions follow the pictures (:attr:`OverfitResult.follows`): does
-    the batch score more with its own masks than with each other's (:func:`blind_score`), and do pictures not
-    trained on keep some of that lead? A network learns masks by heart, even masks shuffled against their
-    pictures, in about as many steps as real ones; only real ones teach it something that holds for other
-    pictures. Both: *learned* at the target, else *learning slowly*; either one missing: *not learning*.
-
-    Args:
-        batch: ``(images, masks)``: float [B, 3, H, W] and int64 [B, H, W] (255: ignored).
-        held_out: Other pictures and masks, scored once at the end (None: the batch's last logits are).
-        limits: The most steps, and seconds on ``clock``: past ``OVERFIT_MIN_STEPS``, no step begins that would
-            end past them at the pace of the last one.
-
-    Returns:
-        The scores, the last loss, the steps taken and the time they took.
-    """
-    device = next(model.parameters()).device
-    images, masks = (t.to(device) for t in batch)
-    kept, (max_steps, max_seconds) = _KeepLogits(loss_fn), limits
-    model.train()  # training mode throughout: the scores come from the training step's own forward pass
-    started, shown, took = clock(), -math.inf, 0.0
-    unknown = dict.fromkeys(["start", "last", "last_blind", "own", "blind", "apart", "loss"], math.nan)
-    result = OverfitResult("", best=-math.inf, held_out=0 if held_out is None else len(held_out[0]), **unknown)
-    height, width = images.shape[-2:]
-    timed = f" or {max_seconds:.0f} s" if math.isfinite(max_seconds) else ""
-    print(f"overfit-batch: {len(images)} pictures at {height}x{width}, up to {max_steps} steps{timed}", flush=True)
-    with tqdm(total=max_steps, desc="overfit-batch", leave=False, disable=not show_progress()) as bar:
-        while result.steps < max_steps and (
-            result.steps < OVERFIT_MIN_STEPS or result.seconds + took <= max_seconds  # at the last step's pace
-        ):
-            try:
-                result.loss = train_step(model, images, masks, kept, optimizer).item()  # before this step's update
-            except TrainingDiverged:
-                result.loss = math.nan
-                return result
-            score = batch_score(kept.logits, masks)  # of the weights before this step's update, as the loss
-            if result.steps == 0:
-                result.metric, result.start = "dice" if kept.logits.shape[1] == 1 else "miou", score
-            result.best, result.last, result.steps = max(result.best, score), score, result.steps + 1
-            now = clock() - started
-            took, result.seconds = now - result.seconds, now
-            bar.update()
-            bar.set_postfix({"loss": f"{result.loss:.4f}", result.metric: f"{score:.3f}"})
-            if bar.disable and result.seconds - shown >= OVERFIT_LINE_SECONDS:
-                shown = result.seconds
-                line = f"step {result.steps}  {result.seconds:.0f} s  loss {result.loss:.4f}  batch {result.metric}"
-                print(f"{line} {score:.3f}", flush=True)
-            if result.risen and result.best >= OVERFIT_TARGETS[result.metric]:
-                break
-    if len(masks) > 1:
-        result.last_blind = blind_score(kept.logits, masks)
-        labelled, channels = masks.where(masks != IGNORE_INDEX, 0), kept.logits.shape[1]
-        truth = labelled[:, None] * 2.0 - 1 if channels == 1 else F.one_hot(labelled, channels).movedim(-1, 1).float()
-        result.apart = 1 - blind_score(truth, masks)  # the true masks as logits [B, C, H, W]
-    result.own, result.blind = result.last, result.last_blind
-    if held_out is not None:
-        with torch.no_grad():
-            logits = forward(model, held_out[0].to(device))
-        result.own, result.blind = (judge(logits, held_out[1].to(device)) for judge in (batch_score, blind_score))
-    result.seconds = clock() - started
-    return result
-
-
-def overfit_message(result: OverfitResult) -> str:
-    """The verdict of :func:`overfit_batch` in one line, with what to do next."""
-    r = result
-    ran = f"after {r.steps} steps, {r.seconds:.0f} s"
-    if r.verdict == "diverged":
-        return f"overfit-batch: diverged: the loss became {r.loss} {ran}: lower the learning rate (--lr)"
-    where = f"{r.held_out} pictures it did not train on" if r.held_out else "the batch"
-    scores = (
-        f"batch {r.metric} {r.best:.3f} (from {r.start:.3f}, target {OVERFIT_TARGETS[r.metric]}) {ran}; "
-        f"{where}: {r.own:.3f} with their own masks, {r.blind:.3f} with each other's"
-    )
-    if r.verdict == "learned":
-        return f"overfit-batch: learned: {scores}: the model, the loss and the masks fit together; train for real"
-    if r.verdict == "learning slowly":
-        return f"overfit-batch: learning, but slowly: {scores}: try a higher --lr or more --steps"
-    if not r.risen:
-        return (
-            f"overfit-batch: not learning: {scores}: the score hardly rose; try a higher --lr or more --steps, "
-            "then check the masks against their pictures (check-data)"
-        )
-    return (
-        f"overfit-batch: not learning: {scores}: what it learns holds for no other picture, so the masks do not "
-        "follow from the pictures; check them against their pictures (check-data; a mask of another picture?)"
-    )
-
-
 def train(
     config: TrainConfig,
     out_dir: str | Path | None = None,
@@ -491,7 +332,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     on_epoch_end: Callable[[History], None] | None = None,
-    overfit: bool | int = False,
+    overfit: Callable[[nn.Module, Dataset, nn.Module, TrainConfig, Precision], History] | None = None,
 ) -> History:
     """Train the U-Net a config describes: check the data, build it, seed, build the model and loss, then :func:`fit`.
     Under ``torchrun``, the model is wrapped in DistributedDataParallel and each process trains on its shard.
@@ -503,18 +344,17 @@ def train(
             (the command line's plugs a picture cache in); None: :func:`~unet_lib.data.build_datasets`.
         resume, overwrite: Continue or replace an earlier run in ``out_dir`` (a resumed run's config must
             match, except where and how it runs); neither: an earlier run there is an error.
-        overfit: True (at most ``OVERFIT_STEPS`` steps or ``OVERFIT_SECONDS`` seconds), or a step limit (then
-            no time limit): instead of a run, :func:`overfit_batch` on up to ``OVERFIT_PICTURES`` training
-            pictures (no augmentation, the config's lr held constant) with as many others held out, print its
-            verdict (:func:`overfit_message`), and write nothing.
+        overfit: Instead of a run, ``overfit(model, train_set, loss_fn, config, precision)``, with the
+            pictures not augmented, and what it returns: ``unet_lib.inspect.overfit.overfit_check`` is
+            ``train --overfit-batch``, the check that the model can learn the masks; nothing is written.
 
     Returns:
-        The history (see :func:`fit`); with ``overfit``, one row: the :class:`OverfitResult` and its ``verdict``.
+        The history (see :func:`fit`), or what ``overfit`` returned.
     """
     joined = init_distributed(config.device)  # under torchrun: this process's device
     try:
         device = joined or pick_device(config.device)
-        if overfit:
+        if overfit is not None:
             config = dataclasses.replace(config, augment="none")  # the same pictures every step
         seed_everything(config.seed, threads=config.threads)
         checked = datasets is None or callable(datasets)
@@ -529,20 +369,11 @@ def train(
         seed_everything(config.seed, threads=config.threads)  # building the data may draw random numbers
         model = build_model(config).to(device)
         loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device)
-        if overfit:  # a few pictures spread over the training set, the config's learning rate held constant
-            count = min(OVERFIT_PICTURES, config.batch_size, len(train_set))
-            chosen = [int(i) for i in torch.linspace(0, len(train_set) - 1, count).round()]
-            rest = [i for i in range(len(train_set)) if i not in chosen]  # the held-out check's, as many, spread too
-            held = [rest[int(i)] for i in torch.linspace(0, len(rest) - 1, min(count, len(rest))).round()]
-            batch = default_collate([train_set[i] for i in chosen])
-            held_out = default_collate([train_set[i] for i in held]) if len(held) > 1 else None  # two to compare
-            # A step limit asked for is kept, however long it takes; by default the time limit comes first.
-            limits = (OVERFIT_STEPS, OVERFIT_SECONDS) if overfit is True else (overfit, math.inf)
-            result = overfit_batch(model, batch, loss_fn, make_optimizer(model, config), held_out, limits)
-            print(overfit_message(result), flush=True)
-            return [{**dataclasses.asdict(result), "verdict": result.verdict}]
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        precision = Precision.choose(device, config.amp, config.channels_last)  # bf16 where the device computes it
+        model = precision.prepare(model)
+        if overfit is not None:  # instead of a run: the check, on this model, loss and precision
+            print(precision, flush=True)
+            return overfit(model, train_set, loss_fn, config, precision)
         out = [out_dir or (new_run_dir(Path("models") / config.dataset) if is_main_process() else None)]
         if is_distributed():
             device_ids = [device.index] if device.type == "cuda" else None
@@ -550,7 +381,7 @@ def train(
             dist.broadcast_object_list(out, src=0)  # every process writes (the first) or reads the same folder
         out_dir = Path(out[0])
         if is_main_process():
-            print(f"training on {device} -> {out_dir}", flush=True)
+            print(f"training on {device} -> {out_dir}\n{precision}", flush=True)
             if not DATASETS[config.dataset].class_names:  # classes from the data: say which, and how trained
                 void = "255" if config.ignore_index is None else f"{config.ignore_index} and 255"
                 how = (

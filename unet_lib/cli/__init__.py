@@ -65,6 +65,21 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def add_precision_options(p: argparse.ArgumentParser) -> None:
+    """``--amp``/``--no-amp`` and ``--channels-last``/``--no-channels-last`` (see ``runtime.Precision.choose``)."""
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        help="bf16 autocast where the device computes it natively: a CPU with avx512_bf16, amx_bf16 or Arm bf16, a"
+        " CUDA GPU (fp16 where it has no bf16); fp32 elsewhere. Default on; --no-amp: exact fp32",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="NHWC memory layout (default: on with bf16 or fp16 autocast, whose kernels are fastest in it)",
+    )
+
+
 def add_layout_options(p: argparse.ArgumentParser, stored: bool = False) -> None:
     """The options that say where a folder tree's pictures and masks are, and its void value (``stored``: kept in
     the checkpoint, so needed only for a tree laid out otherwise)."""
@@ -169,14 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=positive_int, help="CPU threads (fix it to compare runs bit for bit)")
-    p.add_argument(
-        "--amp", action=argparse.BooleanOptionalAction, help="mixed precision on CUDA: bf16, else fp16 (default on)"
-    )
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help="NHWC memory layout: faster with --amp on recent GPUs, slower on most CPUs (default off)",
-    )
+    add_precision_options(p)
     p.add_argument("--out", type=Path, help="run folder (default: a new models/<dataset>/run-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
@@ -214,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true")
+    add_precision_options(p)
     add_layout_options(p, stored=True)
 
     p = subcommands.add_parser(
@@ -242,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_precision_options(p)
     add_layout_options(p, stored=True)
 
     p = subcommands.add_parser(

@@ -112,6 +112,7 @@ def sweep_thresholds(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     tta: bool = False,
     progress: bool | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> ThresholdCounts:
     """Count TP, FP, FN and TN pixels of every image at every threshold, in one pass over ``loader``.
 
@@ -122,10 +123,11 @@ def sweep_thresholds(
         thresholds: Probabilities strictly between 0 and 1.
         tta: Average the logits with those of the horizontally flipped images.
         progress: Show a progress bar (None: on a terminal or in Jupyter only).
+        amp_dtype: Autocast the model in this dtype (``runtime.Precision.dtype``; None: fp32).
     """
     BinaryCounts(thresholds)  # checks them before any work
     sweep = Sweep(1, thresholds, tta=tta)
-    evaluate(model, loader, [sweep], progress=progress)
+    evaluate(model, loader, [sweep], amp_dtype=amp_dtype, progress=progress)
     if len(sweep.counts) == 0:
         raise InputError("loader: no images to evaluate")
     return sweep.counts

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from pathlib import Path
 
 from unet_lib.checkpoint import load_checkpoint, to_json
 from unet_lib.cli.cache import use_cache
 from unet_lib.cli.full_res import binary_metrics, with_full_masks
-from unet_lib.cli.predict import LAYOUT_FIELDS, layout_fields, load_for_inference, predict
+from unet_lib.cli.predict import LAYOUT_FIELDS, announce, layout_fields, load_for_inference, predict
 from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
 from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
@@ -37,6 +38,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     With ``--resume``, the config stored in the run's ``last.pt``; only where and how it runs may change.
     """
     runtime = {"device": args.device, "num_workers": args.workers, "cache": args.cache, "threads": args.threads}
+    runtime |= {"amp": args.amp, "channels_last": args.channels_last}
     runtime = {k: v for k, v in runtime.items() if v is not None}
     if args.resume:
         if args.out is None:
@@ -57,8 +59,6 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "features": args.features,
         "limit": args.limit,
         "seed": args.seed,
-        "amp": args.amp,
-        "channels_last": args.channels_last,
         "class_weights": args.class_weights,
         **layout_fields(args),
         **runtime,
@@ -124,7 +124,9 @@ def train(args: argparse.Namespace) -> int:
             raise InputError("--overfit-batch: writes no run, so there is nothing to --resume; leave one of them out")
         if config.device in ("auto", "cpu"):
             keep_freed_memory()  # faster CPU steps: more of them fit in the time limit
-        train_run(config, overfit=args.steps or True)
+        from unet_lib.inspect.overfit import overfit_check
+
+        train_run(config, overfit=functools.partial(overfit_check, steps=args.steps))
         return 0
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
@@ -133,7 +135,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    model, _, config, device = load_for_inference(args)
+    model, _, config, precision = load_for_inference(args)
+    device = next(model.parameters()).device
     kind = DATASETS[config.dataset]
     dataset = kind.from_config(config, args.split)
     config = configure(config, dataset)  # a folder's classes: checked against the model's
@@ -144,7 +147,8 @@ def evaluate(args: argparse.Namespace) -> int:
     metrics = evaluation_metrics(kind.scores, config, args.tta)
     same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
     loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device) if same_outputs else None
-    scores = evaluate_model(model, loader, metrics, loss_fn)
+    announce(precision)
+    scores = evaluate_model(model, loader, metrics, loss_fn, precision.dtype)
     if isinstance(scores.get("iou"), list):
         scores["iou"] = dict(zip(config.class_names, scores["iou"], strict=True))
     result = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(dataset), **scores}

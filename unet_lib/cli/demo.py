@@ -18,6 +18,7 @@ from unet_lib.config import recipe
 from unet_lib.data import build_datasets, build_loaders
 from unet_lib.evaluation import Scores, evaluate, predict
 from unet_lib.losses import make_loss
+from unet_lib.runtime import Precision
 from unet_lib.training import train
 
 TARGET_DICE = 0.97  # the demo's promise on the held-out sample cars
@@ -60,7 +61,10 @@ def run_demo(
     best_model, _ = model_from_checkpoint(out_dir / "best.pt", num_classes=1)
     _, val_loader = build_loaders(config, train_set, val_set)
     loss_fn = make_loss(config.loss, 1)
-    metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn)
+    precision = Precision.choose(torch.device(config.device), config.amp, config.channels_last)  # as trained
+    best_model = precision.prepare(best_model)
+    amp_dtype = precision.dtype
+    metrics = evaluate(best_model, val_loader, [Scores(1, [config.threshold])], loss_fn, amp_dtype)
     train_images, train_masks = stack_dataset(build_datasets(dataclasses.replace(config, augment="none"))[0])
     val_images, val_masks = stack_dataset(val_set)
     mean_mask = mean_mask_dice(train_masks, val_masks)
@@ -68,7 +72,7 @@ def run_demo(
 
     from unet_lib.viz import show_predictions
 
-    preds = predict(best_model, val_images[:6], config.threshold)  # (6, H, W)
+    preds = predict(best_model, val_images[:6], config.threshold, amp_dtype=amp_dtype)  # (6, H, W)
     figure = show_predictions(
         val_images[:6], preds, val_masks[:6], overlay=True, title="Held-out cars: top prediction, bottom reference"
     )

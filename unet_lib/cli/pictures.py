@@ -6,6 +6,7 @@ the notebooks' figures are made here; each picture goes through ``evaluation.pre
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from unet_lib.data.io import image_size, read_image
 from unet_lib.data.transforms import resize_pair
 from unet_lib.errors import InputError
 from unet_lib.evaluation import predict_labels, predict_logits, upsample
-from unet_lib.runtime import show_progress
+from unet_lib.runtime import Precision, show_progress
 
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")  # what predict reads
 
@@ -44,6 +45,8 @@ class Inference:
         batch_size: Pictures per forward pass.
         num_workers: DataLoader processes decoding pictures.
         progress: Show a progress bar (None: on a terminal or in Jupyter only).
+        precision: Autocast as it says (``runtime.Precision.choose``), and say so on stderr when the
+            predicting begins (None: fp32, silently).
     """
 
     size: tuple[int, int] | None
@@ -51,6 +54,7 @@ class Inference:
     batch_size: int = 4
     num_workers: int = 0
     progress: bool | None = None
+    precision: Precision | None = None
 
 
 class ResizedImages(Dataset):
@@ -96,19 +100,27 @@ def predict_full_res(
     loader = DataLoader(
         ResizedImages(paths, how.size), how.batch_size, num_workers=how.num_workers, pin_memory=device.type == "cuda"
     )
+    amp_dtype = None if how.precision is None else how.precision.dtype
+    if how.precision is not None:
+        print(how.precision, file=sys.stderr, flush=True)
     index = 0
     for images, sizes in tqdm(loader, desc=desc, leave=False, disable=not show_progress(how.progress)):
-        logits = predict_logits(model, images.to(device, non_blocking=True), tta=how.tta)  # (B, C, h, w)
+        logits = predict_logits(model, images.to(device, non_blocking=True), tta=how.tta, amp_dtype=amp_dtype)
         for k in range(len(logits)):  # each photo back to its own size
             yield index, upsample(logits[k : k + 1], sizes[k].tolist())[0]  # (C, H, W)
             index += 1
 
 
 def predict_file(
-    model: nn.Module, path: str | Path, size: tuple[int, int] | None, threshold: float = 0.5, tta: bool = False
+    model: nn.Module,
+    path: str | Path,
+    size: tuple[int, int] | None,
+    threshold: float = 0.5,
+    tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predict one image file at its original resolution, resized to ``size`` for the network (None: as it is, for
-    a model predicting in tiles).
+    a model predicting in tiles), under autocast in ``amp_dtype`` when given.
 
     Returns:
         ``(image uint8 [3, H, W], labels int64 [H, W])``: for a one-class model labels are 0/1.
@@ -117,7 +129,7 @@ def predict_file(
     image = read_image(path)  # grayscale, RGBA and 16-bit files are converted to RGB here
     small = image if size is None else resize_pair(image, None, size)[0]
     batch = (small.float() / 255).unsqueeze(0).to(device)  # (1, 3, h, w)
-    logits = predict_logits(model, batch, out_size=tuple(image.shape[-2:]), tta=tta)
+    logits = predict_logits(model, batch, out_size=tuple(image.shape[-2:]), tta=tta, amp_dtype=amp_dtype)
     return image, predict_labels(logits, threshold)[0].cpu()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import torch
@@ -21,9 +22,9 @@ from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Tiled
 from unet_lib.metrics import IGNORE_INDEX
-from unet_lib.runtime import pick_device, show_progress
+from unet_lib.runtime import Precision, pick_device, show_progress
 
-__all__ = ["config_for", "load_for_inference", "predict"]
+__all__ = ["announce", "config_for", "load_for_inference", "predict"]
 
 
 LAYOUT_FIELDS = {  # option -> the TrainConfig field it sets
@@ -69,23 +70,30 @@ def config_for(state: dict, args: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(config, data_dir=data_dir, image_size=size, crop=crop, **layout)
 
 
-def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, torch.device]:
-    """The model on its device (wrapped to predict in tiles of the config's ``crop``, if any), the checkpoint dict
-    and its config, after checking the shared options."""
+def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, TrainConfig, Precision]:
+    """The model on its device in the precision ``--amp`` and ``--channels-last`` choose (wrapped to predict in
+    tiles of the config's ``crop``, if any), the checkpoint dict, its config and the precision, after checking
+    the shared options."""
     if args.workers < 0:
         raise InputError(f"--workers: expected 0 or more DataLoader processes, got {args.workers}")
     device = pick_device(args.device)
     model, state = model_from_checkpoint(args.checkpoint, map_location=device)
     config = config_for(state, args)
-    model = model.to(device)
-    return Tiled(model, config.crop) if config.crop else model, state, config, device
+    precision = Precision.choose(device, args.amp is not False, args.channels_last)
+    model = precision.prepare(model.to(device))
+    return Tiled(model, config.crop) if config.crop else model, state, config, precision
 
 
-def inference(args: argparse.Namespace, config: TrainConfig) -> Inference:
+def announce(precision: Precision) -> None:
+    """The precision's line, once the checks passed and the work begins: on stderr, so ``--json`` stays JSON."""
+    print(precision, file=sys.stderr, flush=True)
+
+
+def inference(args: argparse.Namespace, config: TrainConfig, precision: Precision) -> Inference:
     """The ``--tta``, ``--batch-size`` and ``--workers`` options, at the config's size (in tiles: at each
-    picture's own size, one picture at a time)."""
+    picture's own size, one picture at a time), in ``precision``."""
     batch_size = args.batch_size if config.resize_to else 1
-    return Inference(config.resize_to, args.tta, batch_size, args.workers)  # --quiet: $UNET_PROGRESS
+    return Inference(config.resize_to, args.tta, batch_size, args.workers, precision=precision)  # --quiet: env
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -100,11 +108,17 @@ def predict(args: argparse.Namespace) -> int:
         raise InputError("--submission and --format cityscapes: predict a whole split, so pass --data DIR (not INPUTS)")
     if args.out is None:
         raise InputError("--out: expected a folder for the masks and overlays")
-    model, state, config, _ = load_for_inference(args)
-    return write_masks(args, model, config, collect_inputs(args.inputs))
+    model, state, config, precision = load_for_inference(args)
+    return write_masks(args, model, config, collect_inputs(args.inputs), precision)
 
 
-def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainConfig, files: list[Path]) -> int:
+def write_masks(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    files: list[Path],
+    precision: Precision,
+) -> int:
     """``<name>_mask.png`` and ``<name>_overlay.jpg`` for each picture, at the picture's own size."""
     from PIL import Image
     from tqdm.auto import tqdm
@@ -121,9 +135,10 @@ def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainC
                 f"{existing[0]}: already exists ({len(existing)} output files would be replaced); pass --overwrite or choose another --out"
             )
     args.out.mkdir(parents=True, exist_ok=True)
+    announce(precision)
     background = DATASETS[config.dataset].background
     for path in tqdm(files, desc="predict", disable=len(files) < 2 or not show_progress()):
-        image, labels = predict_file(model, path, config.resize_to, args.threshold, args.tta)
+        image, labels = predict_file(model, path, config.resize_to, args.threshold, args.tta, precision.dtype)
         mask_path, overlay_path = outputs[path]
         if model.arch["num_classes"] == 1:
             save_mask_png(labels, mask_path)
@@ -142,7 +157,7 @@ def write_masks(args: argparse.Namespace, model: torch.nn.Module, config: TrainC
 
 def predict_split(args: argparse.Namespace) -> int:
     """``predict --data``: what the dataset writes for a split: a Kaggle CSV, the official result PNGs, or masks."""
-    model, _, config, _ = load_for_inference(args)
+    model, _, config, precision = load_for_inference(args)
     kind = DATASETS[config.dataset]
     files = kind.split_predictions
     if args.submission is not None and files != "kaggle-csv":
@@ -154,7 +169,7 @@ def predict_split(args: argparse.Namespace) -> int:
     if files == "masks":
         dataset = kind.from_config(config, "val" if args.split == "test" else args.split)
         configure(config, dataset)  # the data's classes must be the model's
-        return write_masks(args, model, config, [dataset.image_path(i) for i in range(len(dataset))])
+        return write_masks(args, model, config, [dataset.image_path(i) for i in range(len(dataset))], precision)
     dataset = kind.from_config(config, args.split)
     if files == "kaggle-csv":
         from unet_lib.cli.carvana import write_submission
@@ -162,7 +177,9 @@ def predict_split(args: argparse.Namespace) -> int:
         if args.submission is None:
             raise InputError("--submission: expected the CSV file to write the Kaggle predictions of --data into")
         paths = [dataset.image_path(i) for i in range(len(dataset))]
-        write_submission(model, paths, args.submission, inference(args, config), args.threshold, args.overwrite)
+        write_submission(
+            model, paths, args.submission, inference(args, config, precision), args.threshold, args.overwrite
+        )
         print(f"wrote {len(paths)} rows (img,rle_mask) to {args.submission}")
         return 0
     from unet_lib.cli.cityscapes import write_cityscapes_predictions
@@ -171,7 +188,7 @@ def predict_split(args: argparse.Namespace) -> int:
         raise InputError("--format png: only for INPUTS; a Cityscapes --data split is written as --format cityscapes")
     if args.out is None:
         raise InputError("--out: expected a folder for the Cityscapes labelId PNGs")
-    write_cityscapes_predictions(model, dataset, args.out, inference(args, config), args.overwrite)
+    write_cityscapes_predictions(model, dataset, args.out, inference(args, config, precision), args.overwrite)
     print(
         f"wrote {len(dataset)} labelId PNGs to {args.out} (colour PNGs in {args.out / 'color'}); "
         f"the official tools read them: CITYSCAPES_RESULTS={args.out} csEvalPixelLevelSemanticLabeling"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unet_lib.errors import InputError
+from unet_lib.training import format_duration
 
 QUICK_ENV = "UNET_QUICK"
 SMALL_STEP_PIXELS = 2**18  # a CPU times a whole batch up to this many pixels (quick profiles), else one picture
@@ -73,7 +74,8 @@ def time_training_step(config, device: str | torch.device = "cpu", repeats: int 
     """
     from unet_lib.data import num_outputs
     from unet_lib.losses import make_loss
-    from unet_lib.training import Precision, build_model, make_optimizer, train_step
+    from unet_lib.runtime import Precision
+    from unet_lib.training import build_model, make_optimizer, train_step
 
     device = torch.device(device)
     rng_state = torch.get_rng_state()
@@ -84,7 +86,8 @@ def time_training_step(config, device: str | torch.device = "cpu", repeats: int 
     batch = config.batch_size if device.type == "cuda" or pixels <= SMALL_STEP_PIXELS else 1
     images = torch.rand(batch, 3, *config.image_size, device=device)  # (B, 3, H, W)
     masks = torch.randint(0, max(2, num_outputs(config)), (batch, *config.image_size), device=device)  # (B, H, W)
-    precision = Precision.choose(device, config)  # as training runs it: bf16/fp16 on CUDA, fp32 on the CPU
+    precision = Precision.choose(device, config.amp, config.channels_last)  # as training runs it: bf16 where native
+    model = precision.prepare(model)
     best = float("inf")
     for step in range(repeats + 1):
         if device.type == "cuda":
@@ -97,17 +100,6 @@ def time_training_step(config, device: str | torch.device = "cpu", repeats: int 
             best = min(best, time.perf_counter() - start)
     torch.set_rng_state(rng_state)
     return StepTime(best * config.batch_size / batch, config.batch_size, batch, tuple(config.image_size), str(device))
-
-
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h`` or ``3.2 days``: the unit a person would say."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def describe_profile(

@@ -99,6 +99,7 @@ class CarvanaDataset(PairDataset):
     layout = EXPECTED_LAYOUT
     scores = "by classes"  # evaluate: two classes, so Kaggle's Dice at the photos' size and more
     split_predictions = "kaggle-csv"  # predict --data: a Kaggle submission (--submission CSV)
+    cpu_recipe = "demo"  # the recipe a CPU trains in reasonable time: train says so on a long run
     background = 0
     markers = ("train_masks",)  # a Kaggle Carvana tree: train_masks/ (or train_masks.csv, see looks_like)
     list_pairs = staticmethod(list_pairs)

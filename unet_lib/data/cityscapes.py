@@ -86,6 +86,7 @@ class CityscapesDataset(PairDataset):
     layout = EXPECTED_LAYOUT
     scores = "official"  # evaluate: the official scores, at the labels' size (cli/cityscapes.py)
     split_predictions = "labelid-pngs"  # predict --data: labelId PNGs for the official evaluator
+    cpu_recipe = "cityscapes-quick"  # the recipe a CPU trains in reasonable time: train says so on a long run
     background = None  # every class is painted
     markers = ("leftImg8bit",)  # a Cityscapes tree
 

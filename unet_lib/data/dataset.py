@@ -66,6 +66,7 @@ class PairDataset(Dataset):
     layout: ClassVar[str]  # the tree it expects, shown in its errors
     scores: ClassVar[str]  # how evaluate scores it
     split_predictions: ClassVar[str]  # what predict --data writes for it
+    cpu_recipe: ClassVar[str]  # the recipe to point to when a run would take hours on a CPU
     background: ClassVar[int | None]  # the class left unpainted in overlays (None: every class is painted)
     markers: ClassVar[tuple[str, ...]]  # a tree with one of these folders has this dataset's layout
     folders_named: ClassVar[bool] = False  # --images, --masks, ... say where its pictures and masks are

@@ -241,6 +241,7 @@ class FolderDataset(PairDataset):
     layout = EXPECTED_LAYOUT
     scores = "by classes"  # evaluate: two classes as Carvana, more by their IoU (evaluation.py)
     split_predictions = "masks"  # predict --data: a mask and an overlay per picture
+    cpu_recipe = "folder-quick"  # the recipe a CPU trains in reasonable time: train says so on a long run
     background = 0  # class 0 is left unpainted in overlays
     markers = ("images",)  # a folder tree
     folders_named = True  # --images, --masks, --val-images, --val-masks
