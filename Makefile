@@ -28,7 +28,7 @@ test: $(STAMP) browser-deps
 	$(BIN)/ruff format --check unet_lib tests benchmarks notebooks/*.py
 	bash .ci/check_notebook_pairs
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
-	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg \
+	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -p tests.notebook_numbers --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg \
 		$(foreach nb,$(NOTEBOOKS),notebooks/$(nb).ipynb)
 
 ## browser-deps: Debian's Chromium for the JupyterLab browser test, installed when missing and possible (root or passwordless sudo, apt-get); never fails

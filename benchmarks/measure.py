@@ -89,25 +89,35 @@ def best_rate(flops: float, fn: Callable[[], object], repeats: int) -> float:
     return flops / min(timed(fn) for _ in range(repeats))
 
 
-def measured_peak(repeats: int = 3) -> tuple[float, str]:
-    """The fastest fp32 dense kernel here, ``(FLOP/s, name)``: ``torch.mm`` at three sizes and a 3x3 convolution."""
+def measured_peak(repeats: int = 3, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
+    """The fastest dense kernel here in ``dtype``, ``(FLOP/s, name)``: ``torch.mm`` at three sizes and a 3x3
+    convolution (in channels_last for bf16, where its fastest kernels are)."""
     rates = {}
     for n in (1024, 2048, 4096):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         rates[f"torch.mm {n}"] = best_rate(2 * n**3, lambda a=a, b=b: torch.mm(a, b), repeats)  # a multiply and an add
-    x, w = torch.randn(4, 256, 56, 56), torch.randn(256, 256, 3, 3)  # (N, C, H, W), (C_out, C_in, 3, 3)
+    layout = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
+    x = torch.randn(4, 256, 56, 56, dtype=dtype).contiguous(memory_format=layout)  # (N, C, H, W)
+    w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=layout)  # (C_out, C_in, 3, 3)
     conv = 2 * x.shape[0] * 256 * 56 * 56 * 256 * 9
     rates["conv 3x3 256ch"] = best_rate(conv, lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats)
     name = max(rates, key=rates.get)
-    return rates[name], name
+    return rates[name], f"{name}{' bf16' if dtype == torch.bfloat16 else ''}"
 
 
-def spec_peak(cores: int) -> tuple[float, str] | None:
-    """What the CPU says it can do, ``(FLOP/s, how)``: fp32 lanes x 2 FMA units x 2 FLOP x clock x cores.
+# bf16 products per fp32 FMA lane and cycle: AVX512-BF16's dot product does 2 (VDPBF16PS: 32 bf16 pairs into 16
+# fp32 sums); an AMX tile product 16 (TDPBF16PS: 16x16x32 in 16 cycles, 1,024 FLOP a cycle against AVX-512's 64).
+BF16_PER_FP32 = (("amx_bf16", 16), ("avx512_bf16", 2))
 
-    From ``/proc/cpuinfo`` (flags avx512f, or avx2 and fma) and the clock ``lscpu`` gives as its maximum
-    (else cpuinfo's current MHz). Two FMA units per core is an upper bound (some chips have one); a
-    clock above the reported one (turbo) exceeds it. None when the CPU does not report these (not Linux x86).
+
+def spec_peak(cores: int, dtype: torch.dtype = torch.float32) -> tuple[float, str] | None:
+    """What the CPU says it can do, ``(FLOP/s, how)``: fp32 lanes x 2 FMA units x 2 FLOP x clock x cores, for
+    bf16 times what its bf16 instructions add (``BF16_PER_FP32``).
+
+    From ``/proc/cpuinfo`` (flags avx512f, or avx2 and fma; avx512_bf16, amx_bf16) and the clock ``lscpu`` gives
+    as its maximum (else cpuinfo's current MHz). Two FMA units per core is an upper bound (some chips have one,
+    some run 512-bit instructions as two halves); a clock above the reported one (turbo) exceeds it. None when the
+    CPU does not report these (not Linux x86), or for bf16 when it has no bf16 instructions.
     """
     try:
         info = Path("/proc/cpuinfo").read_text()
@@ -126,10 +136,17 @@ def spec_peak(cores: int) -> tuple[float, str] | None:
     except (OSError, subprocess.SubprocessError, ValueError):
         pass
     lanes, isa = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2+FMA") if {"avx2", "fma"} <= flags else (0, "")
+    factor = 1
+    if dtype == torch.bfloat16:
+        found = next(((flag, n) for flag, n in BF16_PER_FP32 if flag in flags), None)
+        if found is None:
+            return None
+        isa, factor = f"{isa} with {found[0]}", found[1]
     if not lanes or not mhz:
         return None
-    how = f"{isa}: {lanes} fp32 lanes x 2 FMA units x 2 FLOP x {mhz / 1000:.2f} GHz x {cores} cores"
-    return lanes * 2 * 2 * mhz * 1e6 * cores, how
+    extra = f" x {factor} (bf16)" if factor > 1 else ""
+    how = f"{isa}: {lanes} fp32 lanes{extra} x 2 FMA units x 2 FLOP x {mhz / 1000:.2f} GHz x {cores} cores"
+    return lanes * factor * 2 * 2 * mhz * 1e6 * cores, how
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """``make bench``: every figure measured side by side with the original project, then one table of ratios.
 
-python -m benchmarks.run            # the full run (about 15 minutes on a 2-core CPU)
+python -m benchmarks.run            # the full run (about 30 minutes on a 2-core CPU)
 python -m benchmarks.run --quick    # a smoke run of a minute or so: smaller sizes, fewer repeats
 python -m benchmarks.run --only data,train-step
 python -m benchmarks.run --only scale       # off by default: the full-size Carvana simulation, about 10 minutes
@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 
 FIGURES = ("data", "train-step", "time-to-dice", "inference", "cuda", "scale", "precision")
-DEFAULT_FIGURES = FIGURES[
-    :-2
-]  # precision: by name (python -m benchmarks.run --only precision); scale needs the full-size simulation (1.8 GB) and ~10 minutes: asked for by name
-NEEDS_SAMPLE = {"data", "time-to-dice", "inference"}  # the figures reading --data
+DEFAULT_FIGURES = tuple(f for f in FIGURES if f != "scale")  # scale needs the full-size simulation (1.8 GB): by name
+NEEDS_SAMPLE = {"data", "time-to-dice", "inference", "precision"}  # the figures reading --data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +41,7 @@ class Sizes:
     dice_max_epochs: int = 50  # a cap for either recipe; the original stops earlier, see time_to_dice.py
     inference_images: int = 12  # per memory layout
     cuda_repeats: int = 5
-    precision_repeats: int = 3  # timed steps per precision, after a warm-up each
+    precision: str = "full"  # a plan in benchmarks.precision.PLANS: steps, inference, an epoch, trainings
     scale_workers: int = 4  # DataLoader workers of the scale figure
     scale_limit: int | None = None  # scale: use only the first N photos (None: all)
 
@@ -61,7 +59,7 @@ QUICK = Sizes(
     dice_max_epochs=2,
     inference_images=4,
     cuda_repeats=2,
-    precision_repeats=1,
+    precision="quick",
     scale_workers=2,
     scale_limit=32,
 )
@@ -167,9 +165,7 @@ def run_figure(figure: str, args: argparse.Namespace, sizes: Sizes, data_dir: Pa
     if figure == "train-step":
         return train_step.run(sizes.step_batch, sizes.step_repeats, sizes.step_features)
     if figure == "precision":
-        if args.quick:
-            return precision.run(sizes.precision_repeats, (4, 8, 16, 32), (64, 96), 2)
-        return precision.run(sizes.precision_repeats)
+        return precision.run(data_dir, precision.PLANS[sizes.precision])
     if figure == "time-to-dice":
         return time_to_dice.run(data_dir, sizes.dice_size, sizes.dice_features, sizes.dice_max_epochs)
     if figure == "inference":

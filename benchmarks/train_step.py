@@ -1,9 +1,10 @@
 """Figure: one CPU training step at the original configuration (31 M parameter ``UNet()``, 160x240, batch 16).
 
 The original loop, re-typed (``model(x)``, ``BCEWithLogitsLoss``, Adam step), against the project's
-``train_one_epoch`` as the CLI trains on a CPU (fused AdamW update, freed memory kept for reuse),
-with and without channels_last; plus the step's FLOPs, counted by ``FlopCounterMode``, as a share
-of the cores' peak: the fastest dense kernel measured here, or the CPU's own figure where it is higher.
+``train_one_epoch`` as the CLI trains on a CPU (the precision ``--amp`` chooses, fused AdamW update, freed memory
+kept for reuse), and where that is bf16, also in fp32 (``--no-amp``); plus the step's FLOPs, counted by
+``FlopCounterMode``, as a share of the cores' peak in the precision that ran: the fastest dense kernel measured
+here in that precision, or the CPU's own figure where it is higher.
 
 Each contender lives in a process of its own: how the C library hands out memory is set per
 process, and ours changes it. The parent asks them for one step at a time, in alternating order.
@@ -66,14 +67,13 @@ def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -
 
     else:
         keep_freed_memory()  # as the CLI does on the CPU
-        channels_last = name.endswith("channels_last")
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        precision = Precision.choose(torch.device("cpu"), amp=name == "ours")  # "ours, fp32": --no-amp
+        model = precision.prepare(model)
         optimizer, loss_fn = make_optimizer(model, config), make_loss(config.loss, 1)
         batch = [(images, masks)]
 
         def step():
-            train_one_epoch(model, batch, loss_fn, optimizer, precision=Precision(channels_last=channels_last))
+            train_one_epoch(model, batch, loss_fn, optimizer, precision=precision)
 
     conn.send("ready")
     while conn.recv() == "step":
@@ -82,7 +82,7 @@ def _contender(conn: Connection, name: str, config: TrainConfig, threads: int) -
 
 
 def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) -> list[Row]:
-    """Seconds per step of the original loop and of ours (NCHW and channels_last), interleaved.
+    """Seconds per step of the original loop and of ours (and ours in fp32 where ours is bf16), interleaved.
 
     Args:
         batch_size: 16 is the original configuration.
@@ -93,7 +93,8 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
     if features is not None:
         config = dataclasses.replace(config, features=tuple(features))
     context = multiprocessing.get_context("spawn")  # a fresh C library state in each
-    names = ("original", "ours", "ours, channels_last")
+    chosen = Precision.choose(torch.device("cpu"))
+    names = ("original", "ours", "ours, fp32") if chosen.dtype is not None else ("original", "ours")
     pipes, processes = {}, []
     for name in names:
         parent, child = context.Pipe()
@@ -112,10 +113,12 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
                 raise RuntimeError(f"train step: the {name!r} process stopped (out of memory?)") from None
 
         contenders = {name: (lambda name=name: remote_step(name)) for name in names}
-        kernels = [measured_peak()]
+        dtypes = {"ours": chosen.dtype or torch.float32, "ours, fp32": torch.float32}
+        kernels = {dtype: [measured_peak(dtype=dtype)] for dtype in set(dtypes.values())}
         interleaved(contenders, 1)  # warm-up: optimizer state, oneDNN kernels for these shapes, memory
         times = interleaved(contenders, repeats)
-        kernels.append(measured_peak())  # before and after: the better of the two
+        for dtype, found in kernels.items():
+            found.append(measured_peak(dtype=dtype))  # before and after: the better of the two
     finally:
         for pipe in pipes.values():
             with contextlib.suppress(BrokenPipeError):  # a contender that died needs no stop
@@ -126,11 +129,29 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
         print(f"  train step, {name}: {spread(seconds)}")
 
     flops = step_flops(config, batch_size)
-    achieved = flops / median(times["ours"])
-    peak, source = peak_of(max(kernels), torch.get_num_threads())
+    print(f"  train step: {flops / 1e9:.0f} GFLOP per step (forward + backward); ours runs {chosen}")
+    millions = sum(p.numel() for p in build_model(config).parameters()) / 1e6
+    label = f"train step {config.image_size[0]}x{config.image_size[1]} b{batch_size} {millions:.0f}M"
+    ours, original = median(times["ours"]), median(times["original"])
+    rows = [speedup_row(label, ours, original, "s", TARGET_SPEEDUP, False)]
+    if "ours, fp32" in times:
+        fp32 = median(times["ours, fp32"])
+        rows.append(
+            Row(f"{label}: ours in fp32 (--no-amp)", f"{fp32:.3g} s", f"{original:.3g} s", f"{original / fp32:.2f}x")
+        )
+    for name in names[1:]:
+        dtype = dtypes[name]
+        rows.append(flop_share_row(name, flops / median(times[name]), max(kernels[dtype]), dtype, name == "ours"))
+    return rows
+
+
+def flop_share_row(name: str, achieved: float, kernel: tuple[float, str], dtype: torch.dtype, judged: bool) -> Row:
+    """The share of the cores' peak in ``dtype`` a step reached, printed with where the peak comes from."""
+    peak, source = peak_of(kernel, torch.get_num_threads(), dtype)
+    kind = "bf16" if dtype == torch.bfloat16 else "fp32"
     print(
-        f"  train step: {flops / 1e9:.0f} GFLOP per step (forward + backward); ours reaches {achieved / 1e9:.1f} GFLOP/s,"
-        f" {achieved / peak:.0%} of the cores' peak {peak / 1e9:.1f} GFLOP/s ({source})"
+        f"  train step, {name}: {achieved / 1e9:.1f} GFLOP/s, {achieved / peak:.0%} of the cores' {kind} peak"
+        f" {peak / 1e9:.1f} GFLOP/s ({source})"
     )
     if achieved > peak:
         print(
@@ -138,29 +159,22 @@ def run(batch_size: int, repeats: int, features: tuple[int, ...] | None = None) 
             " here and than the CPU's reported figure: the cores ran above the reported clock (turbo), or the"
             " machine was busy while the kernels were measured"
         )
-    millions = sum(p.numel() for p in build_model(config).parameters()) / 1e6
-    label = f"train step {config.image_size[0]}x{config.image_size[1]} b{batch_size} {millions:.0f}M"
-    nchw, nhwc = median(times["ours"]), median(times["ours, channels_last"])
-    return [
-        speedup_row(label, nchw, median(times["original"]), "s", TARGET_SPEEDUP, False),
-        Row(f"{label}: channels_last vs NCHW", f"{nhwc:.3g} s", f"{nchw:.3g} s", f"{nchw / nhwc:.2f}x"),
-        Row(
-            "train step: FLOP/s vs the cores' peak",
-            f"{achieved / 1e9:.1f} GFLOP/s",
-            f"{peak / 1e9:.1f} GFLOP/s {'spec' if source.startswith('CPU spec') else 'measured'}",
-            f"{achieved / peak:.0%}",
-            f">= {TARGET_FLOP_SHARE:.0%}",
-            achieved / peak >= TARGET_FLOP_SHARE,
-        ),
-    ]
+    return Row(
+        f"train step, {name}: FLOP/s vs the cores' {kind} peak",
+        f"{achieved / 1e9:.1f} GFLOP/s",
+        f"{peak / 1e9:.1f} GFLOP/s {'spec' if source.startswith('CPU spec') else 'measured'}",
+        f"{achieved / peak:.0%}",
+        f">= {TARGET_FLOP_SHARE:.0%}" if judged else "-",
+        achieved / peak >= TARGET_FLOP_SHARE if judged else None,
+    )
 
 
-def peak_of(measured: tuple[float, str], threads: int) -> tuple[float, str]:
+def peak_of(measured: tuple[float, str], threads: int, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     """The cores' peak FLOP/s and where it comes from: the CPU's figure when it is higher than the fastest
     kernel measured, else that kernel (a reported clock below the real one makes the CPU's figure too low)."""
     rate, kernel = measured
     found = f"fastest kernel measured: {kernel} at {rate / 1e9:.1f} GFLOP/s"
-    spec = spec_peak(threads)
+    spec = spec_peak(threads, dtype)
     if spec is None:
         return rate, f"measured, the CPU reports no vector width and clock; {found}"
     if spec[0] >= rate:

@@ -28,6 +28,13 @@
 # `models/notebooks/carvana`); run alone, it takes the newest one from the command line or the demo,
 # or trains a small one first. Without a GPU it runs the quick profile (sample data); `UNET_QUICK=0`
 # or `1` forces either.
+#
+# **Precision.** The committed outputs come from a model trained in bf16 (on a CPU with `avx512_bf16`;
+# see `train_carvana`), and the scores here are computed in fp32. Trained in fp32, as a CPU without
+# native bf16 does, the same quick run ends within 0.002 of its Dice, but single numbers further from
+# the final score move more: without the level-1 skip, the Dice was 0.553 here and 0.619 in fp32, while
+# level 1 stayed the costliest skip to lose; and Grad-CAM's photo with the most false positives was
+# another one (cited, measured on the same machine).
 
 # %% tags=["parameters"]
 from unet_lib.cli.profiles import notebook_profile

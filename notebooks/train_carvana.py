@@ -32,6 +32,17 @@
 # GPU it runs the *full* one: the recommended recipe on `data/carvana` (the real Kaggle data if you put
 # it there, see `data/README.md`). `UNET_QUICK=1` or `UNET_QUICK=0` forces either. The committed
 # outputs are a quick run.
+#
+# **Precision, and the numbers you will get.** Training and evaluation run in the precision that
+# `unet_lib.Precision.choose` picks (the command line's `--amp`): bf16 autocast + channels_last where the
+# processor computes bf16 natively (a CPU with `avx512_bf16`, `amx_bf16` or Arm's `bf16`, or a GPU),
+# exact fp32 elsewhere; a training says which in the lines it starts with, and `amp=False` in the config
+# (`--no-amp`) asks for fp32. The committed outputs ran in bf16, on an AMD EPYC with `avx512_bf16`. A CPU
+# without it runs fp32, and rounds differently: on the same machine in fp32 (`ONEDNN_MAX_CPU_ISA=AVX2`),
+# the same quick run reached a best validation Dice of 0.9515 instead of 0.9527, with the early epochs
+# further apart (epoch 2: 0.240 instead of 0.300; cited, measured). `make test` runs this notebook again
+# and accepts its Dice within 0.01 of the committed one (`tests/notebook_numbers.py`); a curve, a
+# picture or a count may move more.
 
 # %% tags=["parameters"]
 import dataclasses

@@ -24,6 +24,7 @@ from benchmarks.train_step import step_flops
 from unet_lib.cli.sample import write_carvana_sample
 from unet_lib.config import recipe
 from unet_lib.data import CarvanaDataset
+from unet_lib.runtime import cpu_bf16
 from unet_lib.training import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,12 +244,12 @@ def test_peak_names_its_source(monkeypatch):
     """The CPU's figure when it is higher than the fastest kernel, else that kernel; never silently."""
     from benchmarks import train_step
 
-    monkeypatch.setattr(train_step, "spec_peak", lambda cores: (100e9, "AVX2+FMA: ..."))
+    monkeypatch.setattr(train_step, "spec_peak", lambda cores, dtype: (100e9, "AVX2+FMA: ..."))
     peak, source = train_step.peak_of((80e9, "torch.mm 4096"), 2)
     assert peak == 100e9 and source.startswith("CPU spec, AVX2+FMA") and "torch.mm 4096 at 80.0 GFLOP/s" in source
     peak, source = train_step.peak_of((120e9, "conv 3x3 256ch"), 2)
     assert peak == 120e9 and source.startswith("measured, above the CPU spec 100.0 GFLOP/s")
-    monkeypatch.setattr(train_step, "spec_peak", lambda cores: None)
+    monkeypatch.setattr(train_step, "spec_peak", lambda cores, dtype: None)
     peak, source = train_step.peak_of((80e9, "torch.mm 2048"), 2)
     assert peak == 80e9 and "reports no vector width" in source and "torch.mm 2048 at 80.0 GFLOP/s" in source
 
@@ -302,20 +303,23 @@ def test_exit_status_follows_the_targets(monkeypatch, capsys, tmp_path):
 SMALLER = dict(step_features=(4, 8, 16, 32), dice_size=(32, 48), dice_features=(4, 8), inference_images=2)
 
 
-def small_peak() -> tuple[float, str]:
+def small_peak(dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     """A real but short kernel measurement, in place of ``measured_peak``'s survey (15 s here; ``peak_of``,
     which chooses between it and the CPU's figure, is tested above)."""
-    a = torch.randn(512, 512)
+    a = torch.randn(512, 512, dtype=dtype)
     return best_rate(2 * 512**3, lambda: torch.mm(a, a), 3), "torch.mm 512"
 
 
 def test_quick_bench_prints_a_table_that_agrees_with_itself(monkeypatch, capsys, tmp_path):
     """Every default figure runs, in order; each ratio comes from its row; verdicts, count and exit status agree."""
-    from benchmarks import train_step
+    from benchmarks import precision, train_step
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # main sets it when unset; keep this process as it was
     monkeypatch.setattr(run, "QUICK", dataclasses.replace(run.QUICK, **SMALLER))
     monkeypatch.setattr(train_step, "measured_peak", small_peak)
+    small = precision.Case((4, 8), (32, 48), 2)  # 7.6 k parameters; the quick recipe at 32x48 for one epoch
+    plan = precision.Plan((small,), (small,), 1, "quick", (("num_epochs", 1), ("image_size", (32, 48))), 2, 1)
+    monkeypatch.setitem(precision.PLANS, "quick", plan)
     write_carvana_sample(tmp_path / "carvana", num_cars=2, size=(480, 320), num_test_cars=1)
     threads = torch.get_num_threads()
     try:
@@ -333,28 +337,64 @@ def test_quick_bench_prints_a_table_that_agrees_with_itself(monkeypatch, capsys,
     else:
         cuda_rows = ["cuda train step 320x480 b8"]
         assert table.rows[cuda_rows[0]] == dict(ours="skipped: no GPU", original="-", ratio="-", target="-", result="-")
+    native = cpu_bf16()[0]
+    step_rows = ["train step 160x240 b2 0M"]  # 0.12 M parameters, printed in whole millions
+    if native:  # ours runs bf16 + channels_last: also in fp32, each against its own peak
+        step_rows += [
+            "train step 160x240 b2 0M: ours in fp32 (--no-amp)",
+            "train step, ours: FLOP/s vs the cores' bf16 peak",
+            "train step, ours, fp32: FLOP/s vs the cores' fp32 peak",
+        ]
+    else:
+        step_rows += ["train step, ours: FLOP/s vs the cores' fp32 peak"]
+    case = "4..8 wide (0.0 M), 32x48, batch 2"
+    epoch = "quick epoch 32x48, 16 pictures"  # one of the two sample cars trains, the other validates
+    if native:
+        precision_rows = [
+            f"train step {case}: bf16 vs fp32",
+            f"train step {case}: bf16 + channels_last vs fp32",
+            f"inference {case}: bf16 vs fp32",
+            f"inference {case}: bf16 + channels_last vs fp32",
+            "dense kernels: the fastest bf16 vs the fastest fp32, the ceiling of the ratios above",
+            f"{epoch}: bf16 + channels_last vs fp32",
+            f"{epoch}: reading the pictures, bf16 + channels_last",
+            "evaluate 16 pictures 32x48: bf16 + channels_last vs fp32",
+            "quick recipe to Dice 0.97, seed 0: bf16 + channels_last vs fp32",
+            "quick recipe, best Dice over 2 seeds: bf16 mean - fp32 mean, against fp32's spread",
+        ]
+    else:  # --amp chooses fp32: timed against --no-amp, no bf16 and no trainings
+        precision_rows = [  # the same computation twice: the fastest of each compared (one run each here)
+            f"train step {case}: chosen vs fp32, fastest of 1",
+            f"inference {case}: chosen vs fp32, fastest of 1",
+            f"{epoch}: chosen vs fp32, fastest of 1",
+            f"{epoch}: reading the pictures, chosen",
+            "evaluate 16 pictures 32x48: chosen vs fp32",
+        ]
     # 2 epochs at 32x48 never reach Dice 0.97: the epochs row says so and fails; no seconds row is printed.
     assert list(table.rows) == [
         "data 320x480, cold epoch",
         "data 320x480, warm epoch",
         "data: image PSNR vs original",
         "data: mask pixels identical",
-        "train step 160x240 b2 0M",  # 0.12 M parameters, printed in whole millions
-        "train step 160x240 b2 0M: channels_last vs NCHW",
-        "train step: FLOP/s vs the cores' peak",
+        *step_rows,
         "epochs to Dice 0.97 (32x48)",
         "submission, small U-Net 160x240",
         "submission, small U-Net 160x240: channels_last vs NCHW",
         *cuda_rows,
+        *precision_rows,
     ], out[-3000:]
     assert table.rows["epochs to Dice 0.97 (32x48)"] | {"original": "?"} == dict(
         ours="> 2", original="?", ratio="-", target=">= 2x", result="FAIL"
     )
     for name, row in table.rows.items():
         if row["ours"] != "skipped: no GPU" and not row["ours"].startswith(">"):
-            assert math.isfinite(number(row["ours"])) and number(row["ours"]) > 0, (name, row)
+            assert math.isfinite(number(row["ours"])) and number(row["ours"]) >= 0, (
+                name,
+                row,
+            )  # 0 %: no wait for pictures
     check_verdicts(table)
-    assert table.judged == 7 + torch.cuda.is_available()  # 4 data, 2 train step, time to Dice (+ the CUDA step)
+    # 4 data, 2 train step, time to Dice, the precision figure's (+ the CUDA step)
+    assert table.judged == 7 + (5 if native else 4) + torch.cuda.is_available()
     assert "epochs to Dice 0.97 (32x48)" in table.missed
     assert status == 1
 
