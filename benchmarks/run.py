@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-FIGURES = ("data", "train-step", "time-to-dice", "inference", "cuda", "scale", "precision")
+FIGURES = ("data", "train-step", "time-to-dice", "inference", "cuda", "scale", "precision", "analyze")
 DEFAULT_FIGURES = tuple(f for f in FIGURES if f != "scale")  # scale needs the full-size simulation (1.8 GB): by name
-NEEDS_SAMPLE = {"data", "time-to-dice", "inference", "precision"}  # the figures reading --data
+NEEDS_SAMPLE = {"data", "time-to-dice", "inference", "precision", "analyze"}  # the figures reading --data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Sizes:
     dice_max_epochs: int = 50  # a cap for either recipe; the original stops earlier, see time_to_dice.py
     inference_images: int = 12  # per memory layout
     cuda_repeats: int = 5
+    analyze_repeats: int = 3  # timed passes of analyze and evaluate each, after a warm-up
+    analyze_size: tuple[int, int] = (96, 144)
     precision: str = "full"  # a plan in benchmarks.precision.PLANS: steps, inference, an epoch, trainings
     scale_workers: int = 4  # DataLoader workers of the scale figure
     scale_limit: int | None = None  # scale: use only the first N photos (None: all)
@@ -59,6 +61,8 @@ QUICK = Sizes(
     dice_max_epochs=2,
     inference_images=4,
     cuda_repeats=2,
+    analyze_repeats=1,
+    analyze_size=(32, 48),
     precision="quick",
     scale_workers=2,
     scale_limit=32,
@@ -155,7 +159,7 @@ def run_figure(figure: str, args: argparse.Namespace, sizes: Sizes, data_dir: Pa
     """The rows of one figure (a list of ``benchmarks.measure.Row``)."""
     import torch
 
-    from benchmarks import cuda, data_pipeline, inference, precision, scale, time_to_dice, train_step
+    from benchmarks import analyze, cuda, data_pipeline, inference, precision, scale, time_to_dice, train_step
     from unet_lib.model import UNet
 
     if figure == "data":
@@ -164,6 +168,8 @@ def run_figure(figure: str, args: argparse.Namespace, sizes: Sizes, data_dir: Pa
         )
     if figure == "train-step":
         return train_step.run(sizes.step_batch, sizes.step_repeats, sizes.step_features)
+    if figure == "analyze":
+        return analyze.run(data_dir, sizes.analyze_repeats, sizes.analyze_size, 2 if args.quick else 8)
     if figure == "precision":
         return precision.run(data_dir, precision.PLANS[sizes.precision])
     if figure == "time-to-dice":

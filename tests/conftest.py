@@ -213,3 +213,20 @@ def bce_dice_by_hand(logits, masks) -> float:
     p = 1 / (1 + np.exp(-x))
     soft_dice = (2 * (p * y).sum(1) + 1) / (p.sum(1) + y.sum(1) + 1)
     return bce.mean() + 1 - soft_dice.mean()
+
+
+def band_by_hand(mask: np.ndarray, band: int) -> np.ndarray:
+    """The boundary band of a label map [H, W], pixel by pixel: an edge pixel has a 4-neighbour with another
+    label; a band pixel has an edge pixel at most ``band`` rows and ``band`` columns away."""
+    height, width = mask.shape
+    edge = np.zeros(mask.shape, dtype=bool)
+    for r in range(height):
+        for c in range(width):
+            for nr, nc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if 0 <= nr < height and 0 <= nc < width and mask[nr, nc] != mask[r, c]:
+                    edge[r, c] = True
+    out = np.zeros(mask.shape, dtype=bool)
+    for r in range(height):
+        for c in range(width):
+            out[r, c] = edge[max(0, r - band) : r + band + 1, max(0, c - band) : c + band + 1].any()
+    return out

@@ -382,6 +382,8 @@ def test_quick_bench_prints_a_table_that_agrees_with_itself(monkeypatch, capsys,
         "submission, small U-Net 160x240: channels_last vs NCHW",
         *cuda_rows,
         *precision_rows,
+        "analyze vs evaluate, carvana 16 pictures 32x48 (time, goal <= 1.5x)",
+        "analyze vs evaluate, cityscapes 2 pictures 32x48 (time, goal <= 1.5x)",
     ], out[-3000:]
     assert table.rows["epochs to Dice 0.97 (32x48)"] | {"original": "?"} == dict(
         ours="> 2", original="?", ratio="-", target=">= 2x", result="FAIL"
@@ -393,8 +395,8 @@ def test_quick_bench_prints_a_table_that_agrees_with_itself(monkeypatch, capsys,
                 row,
             )  # 0 %: no wait for pictures
     check_verdicts(table)
-    # 4 data, 2 train step, time to Dice, the precision figure's (+ the CUDA step)
-    assert table.judged == 7 + (5 if native else 4) + torch.cuda.is_available()
+    # 4 data, 2 train step, time to Dice, the precision figure's, 2 analyze (+ the CUDA step)
+    assert table.judged == 7 + (5 if native else 4) + 2 + torch.cuda.is_available()
     assert "epochs to Dice 0.97 (32x48)" in table.missed
     assert status == 1
 
@@ -406,5 +408,5 @@ def test_bench_command_line_refuses_an_unknown_figure():
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines()[-1].endswith(
-        "error: --only: unknown figure 'speed'; expected some of data,train-step,time-to-dice,inference,cuda,scale,precision"
+        "error: --only: unknown figure 'speed'; expected some of data,train-step,time-to-dice,inference,cuda,scale,precision,analyze"
     )

@@ -10,13 +10,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_between, bce_dice_by_hand, binary_scores_by_hand, gif_mask, logits_by_hand, strict_json
+from conftest import (
+    assert_between,
+    band_by_hand,
+    bce_dice_by_hand,
+    binary_scores_by_hand,
+    gif_mask,
+    logits_by_hand,
+    strict_json,
+)
 from PIL import Image
 
 from unet_lib import runtime
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
 from unet_lib.data import CarvanaDataset
+from unet_lib.metrics import dice_per_image
 from unet_lib.model import UNet
 
 
@@ -142,6 +151,75 @@ def test_evaluate_prints_the_scores_computed_by_hand(workdir, held_out, capsys):
     assert lines[4:] == [f"  {key:<22} {value:.4f}" for key, value in list(metrics.items())[3:]]
 
 
+def test_analyze_lists_every_picture_worst_first_with_its_dice_loss_and_band_by_hand(
+    workdir, held_out, tmp_path, capsys
+):
+    checkpoint, data = workdir / "run" / "best.pt", workdir / "carvana"
+    args = ["analyze", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet", "--device", "cpu", "--no-amp"]
+    capsys.readouterr()
+    assert main([*args, "--json", "--out", str(tmp_path / "atlas")]) == 0
+    result = strict_json(capsys.readouterr().out)
+    _, masks, _, logits = held_out
+    preds = (logits[:, 0] > 0).long()  # sigmoid > 0.5
+    dice = dice_per_image(preds, masks)
+    ids = CarvanaDataset(data, "val", size=(32, 48)).ids
+    pictures = result["pictures"]
+    assert (result["images"], len(pictures), result["score_name"]) == (16, 16, "dice")
+    assert [p["score"] for p in pictures] == sorted(p["score"] for p in pictures)  # worst first
+    wrong, in_band = 0, 0
+    for p in pictures:
+        i = p["index"]
+        assert p["id"] == ids[i]
+        assert p["score"] == pytest.approx(dice[i].item(), abs=1e-6)  # dice_per_image is float32
+        assert p["loss"] == pytest.approx(bce_dice_by_hand(logits[i : i + 1], masks[i : i + 1]), rel=1e-4)
+        errors = (preds[i] != masks[i]).numpy()
+        assert p["wrong"] == errors.sum()
+        wrong += errors.sum()
+        in_band += (errors & band_by_hand(masks[i].numpy(), 3)).sum()
+    assert (result["boundary"]["wrong"], result["boundary"]["wrong_in_band"]) == (wrong, in_band)
+    assert (tmp_path / "atlas" / "worst.png").stat().st_size > 10_000
+    err = error_of(capsys, [*args, "--out", str(tmp_path / "atlas")])  # the figure is not replaced unasked
+    assert (
+        err
+        == f"error: --out: {tmp_path / 'atlas' / 'worst.png'} exists; pass --overwrite to replace it, or choose another --out\n"
+    )
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{checkpoint} on {data} (val, 16 pictures), Dice per picture, worst first:"
+    assert lines[2].split()[:3] == ["1", pictures[0]["id"], f"{pictures[0]['score']:.4f}"]
+
+
+def test_compare_gives_the_paired_difference_of_two_checkpoints_by_hand(workdir, held_out, tmp_path, capsys):
+    """B is A with its final bias lowered by 2: fewer pixels called car. Every number is checked against Dice
+    computed by hand from both models' logits."""
+    a = workdir / "run" / "best.pt"
+    state = torch.load(a, weights_only=True)
+    state["model"]["final_conv.bias"] = state["model"]["final_conv.bias"] - 2
+    b = tmp_path / "lower.pt"
+    save_checkpoint(state, b)
+    images, masks, _, logits = held_out
+    dice = [dice_per_image((x[:, 0] > 0).long(), masks).double() for x in (logits, logits_by_hand(b, images))]
+    diff = dice[1] - dice[0]
+    args = ["compare", "--checkpoint", str(a), "--checkpoint", str(b), "--data", str(workdir / "carvana")]
+    args += ["--quiet", "--device", "cpu", "--no-amp"]
+    capsys.readouterr()
+    assert main([*args, "--json", "--out", str(tmp_path / "cmp")]) == 0
+    result = strict_json(capsys.readouterr().out)
+    assert result["images"] == 16 and result["score_name"] == "dice"
+    assert result["mean_difference"] == pytest.approx(diff.mean().item(), abs=1e-6)
+    assert [p["difference"] for p in result["pictures"]] == pytest.approx(diff.tolist(), abs=1e-6)
+    assert (result["b_wins"], result["a_wins"]) == ((diff > 1e-6).sum().item(), (diff < -1e-6).sum().item())
+    low, high = result["interval"]
+    assert low <= result["mean_difference"] <= high and result["interval_contains_zero"] == (low <= 0 <= high)
+    assert (tmp_path / "cmp" / "disagreement.png").stat().st_size > 10_000
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [f"A = {a}", f"B = {b}"]
+    assert f"B - A {result['mean_difference']:+.4f}, 95 % bootstrap interval [{low:+.4f}, {high:+.4f}]" in lines[3]
+    err = error_of(capsys, ["compare", "--checkpoint", str(a), "--data", str(workdir / "carvana")])
+    assert err == "error: --checkpoint: expected two, A then B; got 1\n"
+
+
 def test_predict_writes_masks_at_the_input_resolution(workdir, capsys):
     out = workdir / "predictions"
     test_dir = workdir / "carvana" / "test"
@@ -217,7 +295,17 @@ def test_module_entry_point_and_help(capsys):
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("usage: python -m unet_lib [-h] COMMAND ...\n")
     listed = re.findall(r"^    (\S+)", done.stdout.partition("positional arguments:")[2], re.MULTILINE)
-    assert listed == ["sample-data", "check-data", "train", "evaluate", "predict", "export", "demo"]
+    assert listed == [
+        "sample-data",
+        "check-data",
+        "train",
+        "evaluate",
+        "analyze",
+        "compare",
+        "predict",
+        "export",
+        "demo",
+    ]
     with pytest.raises(SystemExit) as exited:
         main(["train", "carvana", "--lr", "fast"])
     assert exited.value.code == 2

@@ -100,6 +100,25 @@ def add_layout_options(p: argparse.ArgumentParser, stored: bool = False) -> None
     )
 
 
+def add_scoring_options(p: argparse.ArgumentParser, checkpoints: int = 1) -> None:
+    """What ``evaluate``, ``analyze`` and ``compare`` read: checkpoints, a split of a dataset, how to run the model."""
+    if checkpoints == 1:
+        p.add_argument("--checkpoint", type=Path, required=True, help="a .pt from train, or an original project .h5")
+    else:
+        p.add_argument("--checkpoint", type=Path, action="append", required=True, help="give it twice: A, then B")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="val", help="split to score (default val)")
+    p.add_argument("--size", type=parse_size, help="height x width (default: the checkpoint's, 320x480 for .h5 files)")
+    p.add_argument("--tile", type=parse_size, help=TILE_HELP)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding images (default 2)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quiet", action="store_true")
+    add_precision_options(p)
+    add_layout_options(p, stored=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m unet_lib",
@@ -209,21 +228,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = subcommands.add_parser("evaluate", help="score a checkpoint on a dataset split")
-    p.add_argument("--checkpoint", type=Path, required=True, help="a .pt from train, or an original project .h5")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--split", default="val", help="split to score (default val)")
-    p.add_argument("--size", type=parse_size, help="height x width (default: the checkpoint's, 320x480 for .h5 files)")
-    p.add_argument("--tile", type=parse_size, help=TILE_HELP)
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    add_scoring_options(p)
     p.add_argument(
         "--tta", action="store_true", help="cityscapes: score the flip-averaged prediction (carvana reports both)"
     )
-    p.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding images (default 2)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--quiet", action="store_true")
-    add_precision_options(p)
-    add_layout_options(p, stored=True)
+
+    p = subcommands.add_parser(
+        "analyze",
+        help="where a checkpoint fails: every picture worst first, errors on boundaries vs interiors, recall by size",
+        description="Every picture's loss and score (Dice for two classes, mIoU over the classes present for more), "
+        "worst first; the share of wrong pixels within --band px of a boundary between two reference labels; recall "
+        "of the reference's connected regions by size; for several classes each IoU and the class it is taken for.",
+    )
+    add_scoring_options(p)
+    p.add_argument("--band", type=int, default=3, help="boundary band half-width in pixels (default 3)")
+    p.add_argument("--out", type=Path, help="folder for worst.png: the worst pictures and their error maps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing worst.png in --out")
+
+    p = subcommands.add_parser(
+        "compare",
+        help="two checkpoints on the same pictures: is B really better than A, or is it noise?",
+        description="Scores every picture with both checkpoints (Dice for two classes, mIoU for more) and prints the "
+        "mean paired difference B - A with a 95 %% bootstrap interval (10,000 resamples of the pictures, seed 0) "
+        "and how many pictures each wins; it says so when the interval contains 0.",
+    )
+    add_scoring_options(p, checkpoints=2)
+    p.add_argument("--out", type=Path, help="folder for disagreement.png: where the two predictions differ")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing disagreement.png in --out")
 
     p = subcommands.add_parser(
         "predict",

@@ -15,16 +15,15 @@ from pathlib import Path
 from unet_lib.checkpoint import load_checkpoint, to_json
 from unet_lib.cli.cache import use_cache
 from unet_lib.cli.full_res import binary_metrics, with_full_masks
-from unet_lib.cli.predict import LAYOUT_FIELDS, announce, layout_fields, load_for_inference, predict
+from unet_lib.cli.predict import LAYOUT_FIELDS, announce, layout_fields, predict, scored_split
 from unet_lib.cli.profiles import keep_freed_memory
 from unet_lib.config import TrainConfig, recipe
-from unet_lib.data import DATASETS, build_datasets, configure, num_outputs
+from unet_lib.data import DATASETS, build_datasets, num_outputs
 from unet_lib.data.check import check_tree
 from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Scores
 from unet_lib.evaluation import evaluate as evaluate_model
-from unet_lib.losses import make_loss
 from unet_lib.training import train as train_run
 
 __all__ = ["check_data", "demo", "evaluate", "export", "predict", "sample_data", "train", "train_config"]
@@ -135,18 +134,16 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    model, _, config, precision = load_for_inference(args)
-    device = next(model.parameters()).device
-    kind = DATASETS[config.dataset]
-    dataset = kind.from_config(config, args.split)
-    config = configure(config, dataset)  # a folder's classes: checked against the model's
-    if len(dataset) and not isinstance(dataset[0], tuple):
-        raise InputError(f"--split {args.split}: these {kind.title} images have no masks to score against; use predict")
-    batch_size = 1 if config.crop else args.batch_size  # in tiles, at each picture's own size: one at a time
-    loader = with_full_masks(dataset, batch_size, args.workers)
-    metrics = evaluation_metrics(kind.scores, config, args.tta)
-    same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
-    loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device) if same_outputs else None
+    split = scored_split(args)
+    model, config, precision, dataset, loss_fn = (
+        split.model,
+        split.config,
+        split.precision,
+        split.dataset,
+        split.loss_fn,
+    )
+    loader = with_full_masks(dataset, split.batch_size, args.workers)
+    metrics = evaluation_metrics(DATASETS[config.dataset].scores, config, args.tta)
     announce(precision)
     scores = evaluate_model(model, loader, metrics, loss_fn, precision.dtype)
     if isinstance(scores.get("iou"), list):
@@ -190,6 +187,18 @@ def print_scores(result: dict) -> None:
         print(f"{'pixel accuracy':<22} {result['pixel_accuracy']:.3f}")
     else:
         print_metrics(result)
+
+
+def analyze(args: argparse.Namespace) -> int:
+    from unet_lib.cli.analyze import run_analysis
+
+    return run_analysis(args, scored_split(args))
+
+
+def compare(args: argparse.Namespace) -> int:
+    from unet_lib.cli.analyze import run_comparison
+
+    return run_comparison(args)
 
 
 def check_data(args: argparse.Namespace) -> int:

@@ -11,16 +11,18 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 
 from unet_lib.checkpoint import model_from_checkpoint
 from unet_lib.cli.original import checkpoint_config
 from unet_lib.cli.pictures import Inference, check_threshold, collect_inputs, predict_file, save_mask_png
 from unet_lib.config import TrainConfig
-from unet_lib.data import DATASETS, configure, detect_dataset
+from unet_lib.data import DATASETS, configure, detect_dataset, num_outputs
 from unet_lib.data.cityscapes import NUM_LABEL_IDS, label_to_train_lut
 from unet_lib.data.pairs import Layout
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Tiled
+from unet_lib.losses import make_loss
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.runtime import Precision, pick_device, show_progress
 
@@ -82,6 +84,34 @@ def load_for_inference(args: argparse.Namespace) -> tuple[torch.nn.Module, dict,
     precision = Precision.choose(device, args.amp is not False, args.channels_last)
     model = precision.prepare(model.to(device))
     return Tiled(model, config.crop) if config.crop else model, state, config, precision
+
+
+@dataclasses.dataclass
+class ScoredSplit:
+    """What ``evaluate`` and ``analyze`` score: the model as ``--amp`` chooses, a split with masks, the loss."""
+
+    model: torch.nn.Module
+    config: TrainConfig
+    precision: Precision
+    dataset: Dataset
+    loss_fn: torch.nn.Module | None  # None: the model's outputs are not the config's classes (an original .h5)
+    batch_size: int
+
+
+def scored_split(args: argparse.Namespace) -> ScoredSplit:
+    """The checkpoint and the ``--split`` of ``--data`` it is scored on, checked: the split has masks, and a
+    folder's classes are the model's."""
+    model, _, config, precision = load_for_inference(args)
+    device = next(model.parameters()).device
+    kind = DATASETS[config.dataset]
+    dataset = kind.from_config(config, args.split)
+    config = configure(config, dataset)  # a folder's classes: checked against the model's
+    if len(dataset) and not isinstance(dataset[0], tuple):
+        raise InputError(f"--split {args.split}: these {kind.title} images have no masks to score against; use predict")
+    batch_size = 1 if config.crop else args.batch_size  # in tiles, at each picture's own size: one at a time
+    same_outputs = num_outputs(config) == model.arch["num_classes"]  # not the original's 34 labelIds
+    loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device) if same_outputs else None
+    return ScoredSplit(model, config, precision, dataset, loss_fn, batch_size)
 
 
 def announce(precision: Precision) -> None:
