@@ -207,7 +207,7 @@ def test_train_takes_a_step_limit_and_returns_the_verdict(tmp_path):
     config = recipe(
         "folder-quick", data_dir=str(tmp_path / "data"), image_size=(32, 48), features=(4, 8), lr=1e-2, threads=1
     )
-    (row,) = train(config, overfit=functools.partial(overfit_check, steps=3))
+    (row,) = train(config, probe=functools.partial(overfit_check, steps=3))
     assert row["steps"] == 3 and row["held_out"] == 4
     assert row["verdict"] in ("learned", "learning slowly", "not learning")
 

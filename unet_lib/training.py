@@ -332,7 +332,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     on_epoch_end: Callable[[History], None] | None = None,
-    overfit: Callable[[nn.Module, Dataset, nn.Module, TrainConfig, Precision], History] | None = None,
+    probe: Callable[[nn.Module, Dataset, nn.Module, TrainConfig, Precision], Any] | None = None,
 ) -> History:
     """Train the U-Net a config describes: check the data, build it, seed, build the model and loss, then :func:`fit`.
     Under ``torchrun``, the model is wrapped in DistributedDataParallel and each process trains on its shard.
@@ -344,17 +344,18 @@ def train(
             (the command line's plugs a picture cache in); None: :func:`~unet_lib.data.build_datasets`.
         resume, overwrite: Continue or replace an earlier run in ``out_dir`` (a resumed run's config must
             match, except where and how it runs); neither: an earlier run there is an error.
-        overfit: Instead of a run, ``overfit(model, train_set, loss_fn, config, precision)``, with the
-            pictures not augmented, and what it returns: ``unet_lib.inspect.overfit.overfit_check`` is
-            ``train --overfit-batch``, the check that the model can learn the masks; nothing is written.
+        probe: Instead of a run, ``probe(model, train_set, loss_fn, config, precision)``, with the pictures
+            not augmented, and what it returns; nothing is written. ``unet_lib.inspect.overfit.overfit_check``
+            is ``train --overfit-batch`` (can the model learn the masks?), ``unet_lib.inspect.lr_find.lr_find``
+            is ``lr-find`` (which learning rate?).
 
     Returns:
-        The history (see :func:`fit`), or what ``overfit`` returned.
+        The history (see :func:`fit`), or what ``probe`` returned.
     """
     joined = init_distributed(config.device)  # under torchrun: this process's device
     try:
         device = joined or pick_device(config.device)
-        if overfit is not None:
+        if probe is not None:
             config = dataclasses.replace(config, augment="none")  # the same pictures every step
         seed_everything(config.seed, threads=config.threads)
         checked = datasets is None or callable(datasets)
@@ -371,9 +372,9 @@ def train(
         loss_fn = make_loss(config.loss, num_outputs(config), config.loss_weights).to(device)
         precision = Precision.choose(device, config.amp, config.channels_last)  # bf16 where the device computes it
         model = precision.prepare(model)
-        if overfit is not None:  # instead of a run: the check, on this model, loss and precision
+        if probe is not None:  # instead of a run: the probe, on this model, loss and precision
             print(precision, flush=True)
-            return overfit(model, train_set, loss_fn, config, precision)
+            return probe(model, train_set, loss_fn, config, precision)
         out = [out_dir or (new_run_dir(Path("models") / config.dataset) if is_main_process() else None)]
         if is_distributed():
             device_ids = [device.index] if device.type == "cuda" else None

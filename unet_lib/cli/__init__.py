@@ -100,6 +100,46 @@ def add_layout_options(p: argparse.ArgumentParser, stored: bool = False) -> None
     )
 
 
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The dataset, the recipe and every setting of a run: ``train``'s and ``lr-find``'s."""
+    p.add_argument("dataset", choices=get_args(DatasetName), help="folder: your own images/ and masks/ (check-data)")
+    p.add_argument("--data", type=Path, help="dataset folder (default data/<dataset>)")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="named recipe (default: recommended / cityscapes-recommended / folder)",
+    )
+    p.add_argument("--size", type=parse_size, help="height x width the network sees, e.g. 320x480")
+    p.add_argument(
+        "--crop",
+        type=parse_size,
+        help="height x width: train on random crops of each picture at its own size (no resize), validate whole"
+        " pictures in tiles of that size; evaluate and predict then tile too",
+    )
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--features", type=parse_features, help="encoder widths, e.g. 16,32,64,128")
+    p.add_argument(
+        "--class-weights",
+        choices=get_args(ClassWeighting),
+        help="weigh the loss by the classes' pixel shares, as check-data prints them: median frequency for"
+        " cross-entropy, pos_weight (negatives / positives) for two classes; helps rare classes (default none)",
+    )
+    p.add_argument("--limit", type=positive_int, help="use only the first N training and validation images")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument(
+        "--cache",
+        choices=get_args(CacheMode),
+        help="decoded pictures: disk (one file in $UNET_LIB_CACHE or ~/.cache/unet_lib that all workers and later runs"
+        " share; the default), memory (a copy in each worker) or none",
+    )
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=positive_int, help="CPU threads (fix it to compare runs bit for bit)")
+    add_precision_options(p)
+
+
 def add_scoring_options(p: argparse.ArgumentParser, checkpoints: int = 1) -> None:
     """What ``evaluate``, ``analyze`` and ``compare`` read: checkpoints, a split of a dataset, how to run the model."""
     if checkpoints == 1:
@@ -168,42 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_layout_options(p)
 
     p = subcommands.add_parser("train", help="train a U-Net")
-    p.add_argument("dataset", choices=get_args(DatasetName), help="folder: your own images/ and masks/ (check-data)")
-    p.add_argument("--data", type=Path, help="dataset folder (default data/<dataset>)")
-    p.add_argument(
-        "--recipe",
-        choices=sorted(RECIPES),
-        help="named recipe (default: recommended / cityscapes-recommended / folder)",
-    )
-    p.add_argument("--size", type=parse_size, help="height x width the network sees, e.g. 320x480")
-    p.add_argument(
-        "--crop",
-        type=parse_size,
-        help="height x width: train on random crops of each picture at its own size (no resize), validate whole"
-        " pictures in tiles of that size; evaluate and predict then tile too",
-    )
-    p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--features", type=parse_features, help="encoder widths, e.g. 16,32,64,128")
-    p.add_argument(
-        "--class-weights",
-        choices=get_args(ClassWeighting),
-        help="weigh the loss by the classes' pixel shares, as check-data prints them: median frequency for"
-        " cross-entropy, pos_weight (negatives / positives) for two classes; helps rare classes (default none)",
-    )
-    p.add_argument("--limit", type=positive_int, help="use only the first N training and validation images")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes")
-    p.add_argument(
-        "--cache",
-        choices=get_args(CacheMode),
-        help="decoded pictures: disk (one file in $UNET_LIB_CACHE or ~/.cache/unet_lib that all workers and later runs"
-        " share; the default), memory (a copy in each worker) or none",
-    )
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=positive_int, help="CPU threads (fix it to compare runs bit for bit)")
-    add_precision_options(p)
+    add_training_options(p)
     p.add_argument("--out", type=Path, help="run folder (default: a new models/<dataset>/run-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints in an existing --out")
@@ -226,6 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --overfit-batch: at most N steps, however long they take (default: 300 steps or 60 s)",
     )
+
+    p = subcommands.add_parser(
+        "lr-find",
+        help="which learning rate? a short sweep from 1e-6 to 10 on a copy of the model; writes no run",
+        description="Trains a copy of the model for up to 100 steps on the training pictures (not augmented) while the "
+        "learning rate grows exponentially from 1e-6 to 10, stops when the loss diverges, and suggests a tenth of the "
+        "rate where the smoothed loss was lowest. Nothing is written to models/.",
+    )
+    add_training_options(p)
+    p.add_argument("--out", type=Path, help="folder for lr_find.png: the loss against the learning rate")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing lr_find.png in --out")
+    p.add_argument("--json", action="store_true", help="print the sweep as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_layout_options(p, stored=True)
+    p.set_defaults(resume=False, overfit_batch=False, steps=None)
 
     p = subcommands.add_parser("evaluate", help="score a checkpoint on a dataset split")
     add_scoring_options(p)

@@ -125,12 +125,25 @@ def train(args: argparse.Namespace) -> int:
             keep_freed_memory()  # faster CPU steps: more of them fit in the time limit
         from unet_lib.inspect.overfit import overfit_check
 
-        train_run(config, overfit=functools.partial(overfit_check, steps=args.steps))
+        train_run(config, probe=functools.partial(overfit_check, steps=args.steps))
         return 0
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
     train_run(config, args.out, datasets=cached_datasets, resume=args.resume, overwrite=args.overwrite)
     return 0
+
+
+def lr_find(args: argparse.Namespace) -> int:
+    from unet_lib.cli.analyze import run_lr_find
+
+    if args.out is not None and (args.out / "lr_find.png").exists() and not args.overwrite:
+        raise InputError(
+            f"--out: {args.out / 'lr_find.png'} exists; pass --overwrite to replace it, or choose another --out"
+        )
+    config = train_config(args)
+    if config.device in ("auto", "cpu"):
+        keep_freed_memory()  # faster CPU steps
+    return run_lr_find(args, config)
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Can the model learn these masks at all? ``overfit_check`` trains on one small batch for about a minute and
 says *learned*, *learning, but slowly* or *not learning*, with what to do next: the command line's
-``train --overfit-batch``, through ``unet_lib.train(config, overfit=overfit_check)``."""
+``train --overfit-batch``, through ``unet_lib.train(config, probe=overfit_check)``."""
 
 from __future__ import annotations
 
@@ -245,7 +245,7 @@ def overfit_check(
 ) -> list[dict[str, Any]]:
     """:func:`overfit_batch` on up to ``OVERFIT_PICTURES`` training pictures spread over ``train_set`` (no
     augmentation, the config's lr held constant), with as many others held out; prints its verdict
-    (:func:`overfit_message`). ``unet_lib.train(config, overfit=overfit_check)`` calls it with the model, loss
+    (:func:`overfit_message`). ``unet_lib.train(config, probe=overfit_check)`` calls it with the model, loss
     and precision training would use; ``functools.partial(overfit_check, steps=N)`` asks for N steps.
 
     Args:
