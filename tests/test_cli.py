@@ -98,8 +98,13 @@ def test_train_writes_a_run_and_prints_one_line_per_epoch(workdir, held_out):
         f"best val_dice {best['val_dice']:.4f} at epoch {best['epoch']}; checkpoints in {run} (best.pt, last.pt)"
     )
     assert lines[-1] == best_line
-    assert len(lines) == 6
-    for line, row in zip(lines[3:5], history, strict=True):
+    # After the first epoch this tiny model calls every pixel car, and the doctor says so; by the end it does not.
+    assert lines[4] == (
+        "doctor: predictions at epoch 1: every validation pixel is called car (common after one epoch; if it lasts);"
+        " try a lower --lr, or check the masks (check-data)"
+    )
+    assert len(lines) == 7
+    for line, row in zip([lines[3], lines[5]], history, strict=True):
         found = EPOCH_LINE.fullmatch(line)
         assert found, line
         printed = [float(v) for v in found.groups()[1:]]
@@ -220,6 +225,18 @@ def test_compare_gives_the_paired_difference_of_two_checkpoints_by_hand(workdir,
     assert err == "error: --checkpoint: expected two, A then B; got 1\n"
 
 
+def test_doctor_is_silent_on_the_healthy_run_and_names_a_folder_that_is_no_run(workdir, tmp_path, capsys):
+    """By its end the run trained above learned (the doctor spoke only after its first epoch, checked above)."""
+    run = workdir / "run"
+    capsys.readouterr()
+    assert main(["doctor", str(run)]) == 0
+    assert capsys.readouterr().out == f"doctor: nothing wrong found in 2 epochs of {run}\n"
+    assert main(["doctor", str(run), "--json"]) == 0
+    assert strict_json(capsys.readouterr().out) == {"run": str(run), "epochs": 2, "findings": []}
+    err = error_of(capsys, ["doctor", str(tmp_path)])
+    assert err == f"error: {tmp_path}: expected a run folder with history.json and last.pt (from train)\n"
+
+
 def test_predict_writes_masks_at_the_input_resolution(workdir, capsys):
     out = workdir / "predictions"
     test_dir = workdir / "carvana" / "test"
@@ -296,16 +313,9 @@ def test_module_entry_point_and_help(capsys):
     assert done.stdout.startswith("usage: python -m unet_lib [-h] COMMAND ...\n")
     listed = re.findall(r"^    (\S+)", done.stdout.partition("positional arguments:")[2], re.MULTILINE)
     assert listed == [
-        "sample-data",
-        "check-data",
-        "train",
-        "evaluate",
-        "analyze",
-        "compare",
-        "predict",
-        "export",
+        "sample-data", "check-data", "train", "lr-find", "doctor", "evaluate", "analyze", "compare", "predict", "export",
         "demo",
-    ]
+    ]  # fmt: skip
     with pytest.raises(SystemExit) as exited:
         main(["train", "carvana", "--lr", "fast"])
     assert exited.value.code == 2

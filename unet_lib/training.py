@@ -39,6 +39,7 @@ from unet_lib.runtime import (
 WARMUP_SHARE = 0.15  # one-cycle: the share of all steps spent warming up to the peak lr
 ESTIMATE_STEPS = 5  # steps timed in the first epoch (after its first, slow one) before the run's length is told
 LONG_CPU_RUN = 3600.0  # seconds: a CPU run longer than this is pointed to the dataset's cpu_recipe
+FIRST_STEPS = 20  # steps of each epoch whose losses the history keeps (first_losses): what the doctor reads
 EPOCH_SEED_STRIDE = 100_003  # a prime larger than any epoch count: (seed, epoch) pairs never share a seed
 EPOCH_LINE_SCORES = ("val_dice", "val_miou", "val_pixel_accuracy")  # what an epoch's line shows, when scored
 
@@ -181,12 +182,13 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     precision: Precision | None = None,
     epoch: int = 1,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One pass over ``loader``, a gradient step (and a scheduler step) per batch: ``{"train_loss": the mean loss
-    over the images seen}`` (over all processes when distributed)."""
+    over the images seen}`` (over all processes when distributed), and the ``first_losses`` of its first steps."""
     device = next(model.parameters()).device
     model.train()
     loss_sum = torch.zeros(2, device=device, dtype=torch.float64)  # loss * images, images
+    first: list[float] = []  # a loss rising over the first steps says the learning rate is too high
     bar = tqdm(loader, desc=f"epoch {epoch} train", leave=False, disable=not show_progress(), dynamic_ncols=True)
     for step, (images, masks) in enumerate(bar):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
@@ -201,10 +203,11 @@ def train_one_epoch(
             scheduler.step()
         loss_sum[0] += loss * len(images)
         loss_sum[1] += len(images)
+        first += [loss.item()] if step < FIRST_STEPS else []
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
     totals = all_reduce(loss_sum)
-    return {"train_loss": (totals[0] / totals[1].clamp(min=1)).item()}
+    return {"train_loss": (totals[0] / totals[1].clamp(min=1)).item(), "first_losses": first}
 
 
 def fit(

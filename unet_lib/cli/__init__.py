@@ -247,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_layout_options(p, stored=True)
     p.set_defaults(resume=False, overfit_batch=False, steps=None)
 
+    p = subcommands.add_parser(
+        "doctor",
+        help="what a finished run's history says went wrong, with what to try; train runs it too",
+        description="Reads RUN_DIR/history.json: a loss that rose or stayed flat in the first steps, predictions all "
+        "one class (the all-black mask), classes never predicted right, validation loss rising while training loss "
+        "falls (from which epoch), a loss flat over the run. One line per finding.",
+    )
+    p.add_argument("run", type=Path, help="a run folder of train (history.json, last.pt)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+
     p = subcommands.add_parser("evaluate", help="score a checkpoint on a dataset split")
     add_scoring_options(p)
     p.add_argument(

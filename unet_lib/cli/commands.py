@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 from pathlib import Path
 
 from unet_lib.checkpoint import load_checkpoint, to_json
@@ -129,7 +130,33 @@ def train(args: argparse.Namespace) -> int:
         return 0
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # much faster CPU steps; this process keeps its peak memory until it ends
-    train_run(config, args.out, datasets=cached_datasets, resume=args.resume, overwrite=args.overwrite)
+    from unet_lib.inspect.doctor import Doctor
+
+    names = DATASETS[config.dataset].class_names or config.class_names  # a folder's: known once its data is read
+    watch = Doctor(config.num_epochs, names, weighted=config.class_weights != "none")
+    train_run(
+        config, args.out, datasets=cached_datasets, resume=args.resume, overwrite=args.overwrite, on_epoch_end=watch
+    )
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from unet_lib.inspect.doctor import diagnose
+
+    history_path, last = args.run / "history.json", args.run / "last.pt"
+    if not history_path.is_file() or not last.is_file():
+        raise InputError(f"{args.run}: expected a run folder with history.json and last.pt (from train)")
+    history = json.loads(history_path.read_text())
+    state = load_checkpoint(last)
+    stored = TrainConfig.from_dict(state["config"])
+    found = diagnose(history, state.get("class_names") or (), weighted=bool(stored.loss_weights))
+    if args.json:
+        print(to_json({"run": str(args.run), "epochs": len(history), "findings": found}, indent=2))
+    else:
+        print(
+            "\n".join(f"doctor: {line}" for line in found)
+            or f"doctor: nothing wrong found in {len(history)} epochs of {args.run}"
+        )
     return 0
 
 
