@@ -63,10 +63,20 @@ def test_predictions_all_one_class():
     road["val_iou"] = [0.62, 0.0, math.nan]  # every pixel road: its IoU is the share of road pixels
     road["epoch"] = 4  # later: no "common after one epoch"
     assert diagnose([road], ["road", "sidewalk", "pole"], final=False) == [
-        "predictions at epoch 4: every validation pixel is called road; try --class-weights median-frequency or more"
-        " epochs"
+        "predictions at epoch 4: (almost) every validation pixel is called road; try --class-weights median-frequency"
+        " or more epochs"
     ]
     assert diagnose([road | {"val_iou": [0.6, 0.1, math.nan]}], ["road", "sidewalk", "pole"], final=False) == []
+    # Measured on a street scene after one epoch: a few pixels called other classes, all wrong.
+    bicyclist = road | {"epoch": 1, "val_iou": [0.0] * 10 + [0.013500962], "val_pixel_accuracy": 0.013492458}
+    names = [f"class {i}" for i in range(10)] + ["bicyclist"]
+    assert diagnose([bicyclist], names, final=False)[0].startswith(
+        "predictions at epoch 1: (almost) every validation pixel is called bicyclist (common after one epoch"
+    )
+    almost_black = binary_row(2, 0.7, 0.7, val_precision=0.5, val_recall=0.004)
+    assert diagnose([almost_black], ["background", "car"], final=False)[0].startswith(
+        "predictions at epoch 2: almost no validation pixel is called car (an all-background mask)"
+    )
 
 
 def test_classes_never_predicted_are_named_at_the_end():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import strict_json
 from folder_trees import make_folder_tree
 from PIL import Image
 
@@ -257,3 +258,30 @@ def test_grey_cell_pictures_with_0_255_labels(tmp_path, capsys):
     stored = np.array(Image.open(tree / "label" / f"{dataset.ids[0]}.png"))
     assert image.shape == (3, 32, 32) and torch.equal(image[0], image[2])  # grey, as three equal channels
     np.testing.assert_array_equal(mask.numpy(), stored // 255)  # 255, the cells, is class 1
+
+
+def test_analyze_reads_a_tree_as_it_comes_and_names_its_classes(street, tmp_path, capsys):
+    """A CamVid-like tree (void 11) trained for one epoch: analyze scores its 3 validation pictures by the same
+    confusion matrix as evaluate, names each class with the class it is taken for, and counts its regions."""
+    run = tmp_path / "run"
+    args = ["train", "folder", "--data", str(street), *STREET_FLAGS, "--ignore-index", str(VOID), "--recipe"]
+    args += ["folder-quick", "--epochs", "1", "--features", "4,8", "--out", str(run), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    scored = ["--checkpoint", str(run / "best.pt"), "--data", str(street), "--quiet", "--device", "cpu", "--json"]
+    scored += ["--images", "val", "--masks", "valannot"]
+    capsys.readouterr()
+    assert main(["evaluate", *scored]) == 0
+    evaluated = strict_json(capsys.readouterr().out)
+    assert main(["analyze", *scored]) == 0
+    analysed = strict_json(capsys.readouterr().out)
+    assert analysed["images"] == len(analysed["pictures"]) == 3 and analysed["score_name"] == "miou"
+    names = [row["name"] for row in analysed["classes"]]
+    assert names == list(CAMVID_CLASSES) == list(evaluated["iou"])
+    for row in analysed["classes"]:  # the same IoU as evaluate's, NaN (null) where the class is nowhere
+        expected = evaluated["iou"][row["name"]]
+        assert (row["iou"] is None) == (expected is None)
+        assert row["iou"] is None or row["iou"] == pytest.approx(expected, abs=1e-6)
+        assert row["taken_for"] is None or row["taken_for"] in names
+    regions = sum(row["objects"] for row in analysed["by_size"])
+    assert regions >= 3 * 2  # every picture has at least sky and road, and void is no region
+    assert sum(row["pixels"] for row in analysed["by_size"]) == sum(p["labelled"] for p in analysed["pictures"])

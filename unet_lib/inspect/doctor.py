@@ -14,7 +14,7 @@ BLOWN = 10.0  # validation loss this many times the training loss
 OVERFIT_RISE = 0.1  # validation loss this much above its lowest, at least OVERFIT_EPOCHS epochs after it
 OVERFIT_EPOCHS = 2
 EARLY = " (common after one epoch; if it lasts)"
-ALL_SAME = 1e-9  # how close pixel accuracy and one class's IoU are when every pixel got that class
+ONE_CLASS = 0.01  # (almost) all one class: within 1 % of it
 
 
 def finite(value) -> bool:
@@ -48,29 +48,31 @@ def first_steps(history: Sequence[dict]) -> list[str]:
 
 
 def one_class(row: dict, names: Sequence[str]) -> list[str]:
-    """Validation predictions that are all one class: for two classes, no pixel (the all-black mask) or every
-    pixel called the object; for more, pixel accuracy equal to one class's IoU and every other IoU 0 or undefined."""
+    """Validation predictions that are (almost) all one class. Two classes: (almost) no pixel called the object, the
+    all-black mask (recall below ``ONE_CLASS``), or (almost) every pixel (recall 1, precision near pixel accuracy).
+    More: one class alone predicted right anywhere, whose IoU is near the pixel accuracy: its pixels and the pixels
+    called it then cover (almost) the whole picture."""
+    epoch, early = row["epoch"], EARLY if row["epoch"] == 1 else ""
+    accuracy = row.get("val_pixel_accuracy")
     if "val_dice" in row:
         precision, recall = row.get("val_precision"), row.get("val_recall")
-        accuracy = row.get("val_pixel_accuracy")
-        if not finite(precision):  # nothing was called the object
+        if not finite(precision) or (finite(recall) and recall < ONE_CLASS):  # (almost) nothing called the object
             return [
-                f"predictions at epoch {row['epoch']}: no validation pixel is called {names[-1]} (an all-{names[0]}"
-                f" mask){EARLY if row['epoch'] == 1 else ''}; try --class-weights median-frequency or more epochs"
+                f"predictions at epoch {epoch}: {'no' if not finite(precision) else 'almost no'} validation pixel is"
+                f" called {names[-1]} (an all-{names[0]} mask){early}; try --class-weights median-frequency or more epochs"
             ]
-        if recall == 1 and finite(accuracy) and abs(precision - accuracy) < ALL_SAME:
+        if recall == 1 and finite(accuracy) and abs(precision - accuracy) <= ONE_CLASS * accuracy:
             return [
-                f"predictions at epoch {row['epoch']}: every validation pixel is called {names[-1]}"
-                f"{EARLY if row['epoch'] == 1 else ''}; try a lower --lr, or check the masks (check-data)"
+                f"predictions at epoch {epoch}: every validation pixel is called {names[-1]}{early};"
+                " try a lower --lr, or check the masks (check-data)"
             ]
         return []
     ious = row.get("val_iou") or []
     found = [i for i, v in enumerate(ious) if finite(v) and v > 0]
-    accuracy = row.get("val_pixel_accuracy")
-    if len(found) == 1 and finite(accuracy) and abs(ious[found[0]] - accuracy) < ALL_SAME:
+    if len(found) == 1 and finite(accuracy) and accuracy > 0 and abs(ious[found[0]] / accuracy - 1) <= ONE_CLASS:
         return [
-            f"predictions at epoch {row['epoch']}: every validation pixel is called {names[found[0]]}"
-            f"{EARLY if row['epoch'] == 1 else ''}; try --class-weights median-frequency or more epochs"
+            f"predictions at epoch {epoch}: (almost) every validation pixel is called {names[found[0]]}{early};"
+            " try --class-weights median-frequency or more epochs"
         ]
     return []
 
