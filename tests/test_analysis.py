@@ -179,3 +179,23 @@ def test_the_paired_difference_and_its_bootstrap_interval_match_a_computation_by
     clear = paired_comparison(torch.from_numpy(a), torch.from_numpy(a + 0.02))
     assert clear["interval"] == pytest.approx([0.02, 0.02]) and not clear["interval_contains_zero"]
     assert clear["b_wins"] == 40
+
+
+def test_a_square_has_the_band_share_counted_by_hand():
+    """A 4x4 square (rows and columns 4..7) in a 12x12 picture. Its edge pixels are its 12 outer pixels and the 16
+    outside pixels beside its sides; the 1 px band around them is rows and columns 2..9 (64 px) less the 4
+    corners, which touch no edge pixel: 60 of 144. The prediction also calls column 8 beside the square (4 px,
+    in the band) and one far corner pixel (0, 11) car (in the interior)."""
+    mask = torch.zeros(1, 12, 12, dtype=torch.long)
+    mask[0, 4:8, 4:8] = 1
+    assert edges(mask)[0].sum() == 12 + 16
+    band = boundary_band(mask, 1)[0]
+    assert band.sum() == 60 and not band[2, 2] and band[2, 3] and band[5, 5]
+    pred = mask.clone()
+    pred[0, 4:8, 8] = 1
+    pred[0, 0, 11] = 1
+    atlas = Atlas(1, band=1)
+    atlas.update(binary_batch(pred, mask))
+    found = atlas.compute()["boundary"]
+    assert (found["wrong"], found["wrong_in_band"]) == (5, 4)
+    assert found["wrong_share_in_band"] == 4 / 5 and found["pixels_share_in_band"] == 60 / 144
