@@ -140,6 +140,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     add_precision_options(p)
 
 
+def add_figure_options(p: argparse.ArgumentParser, figure: str, what: str) -> None:
+    """``--out DIR`` for a command's figure, and ``--overwrite`` to replace one already there."""
+    p.add_argument("--out", type=Path, help=f"folder for {figure}: {what}")
+    p.add_argument("--overwrite", action="store_true", help=f"replace an existing {figure} in --out")
+
+
 def add_scoring_options(p: argparse.ArgumentParser, checkpoints: int = 1) -> None:
     """What ``evaluate``, ``analyze`` and ``compare`` read: checkpoints, a split of a dataset, how to run the model."""
     if checkpoints == 1:
@@ -240,8 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rate where the smoothed loss was lowest. Nothing is written to models/.",
     )
     add_training_options(p)
-    p.add_argument("--out", type=Path, help="folder for lr_find.png: the loss against the learning rate")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing lr_find.png in --out")
+    add_figure_options(p, "lr_find.png", "the loss against the learning rate")
     p.add_argument("--json", action="store_true", help="print the sweep as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_layout_options(p, stored=True)
@@ -272,8 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_scoring_options(p)
     p.add_argument("--band", type=int, default=3, help="boundary band half-width in pixels (default 3)")
-    p.add_argument("--out", type=Path, help="folder for worst.png: the worst pictures and their error maps")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing worst.png in --out")
+    add_figure_options(p, "worst.png", "the worst pictures and their error maps")
 
     p = subcommands.add_parser(
         "compare",
@@ -283,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and how many pictures each wins; it says so when the interval contains 0.",
     )
     add_scoring_options(p, checkpoints=2)
-    p.add_argument("--out", type=Path, help="folder for disagreement.png: where the two predictions differ")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing disagreement.png in --out")
+    add_figure_options(p, "disagreement.png", "where the two predictions differ")
 
     p = subcommands.add_parser(
         "predict",

@@ -23,16 +23,19 @@ SHOWN = 10  # pictures listed in the table (--json lists them all)
 FIGURE_PICTURES = 4  # worst pictures in the --out figure
 
 
+def check_figure(args: argparse.Namespace, name: str) -> None:
+    """A one-line error when ``--out`` is a file, or already holds the figure ``name`` and ``--overwrite`` is not given."""
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out: {args.out} is a file; expected a folder for {name}")
+    if args.out is not None and (args.out / name).exists() and not args.overwrite:
+        raise InputError(f"--out: {args.out / name} exists; pass --overwrite to replace it, or choose another --out")
+
+
 def run_analysis(args: argparse.Namespace, split: ScoredSplit) -> int:
     """Score every picture of the split through ``unet_lib.evaluate`` with an :class:`Atlas`, then report."""
     if args.band < 0:
         raise InputError(f"--band: expected 0 or more pixels, got {args.band}")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out: {args.out} is a file; expected a folder for worst.png")
-    if args.out is not None and (args.out / "worst.png").exists() and not args.overwrite:
-        raise InputError(
-            f"--out: {args.out / 'worst.png'} exists; pass --overwrite to replace it, or choose another --out"
-        )
+    check_figure(args, "worst.png")
     config, dataset = split.config, split.dataset
     if split.loss_fn is None:
         raise InputError(
@@ -148,10 +151,7 @@ def run_comparison(args: argparse.Namespace) -> int:
     """Both checkpoints' score of every picture, the paired difference B - A with its bootstrap interval, the wins."""
     if len(args.checkpoint) != 2:
         raise InputError(f"--checkpoint: expected two, A then B; got {len(args.checkpoint)}")
-    if args.out is not None and (args.out / "disagreement.png").exists() and not args.overwrite:
-        raise InputError(
-            f"--out: {args.out / 'disagreement.png'} exists; pass --overwrite to replace it, or choose another --out"
-        )
+    check_figure(args, "disagreement.png")
     splits = [scored_split(argparse.Namespace(**{**vars(args), "checkpoint": path})) for path in args.checkpoint]
     a, b = splits
     if a.dataset.ids != b.dataset.ids or num_outputs(a.config) != num_outputs(b.config):

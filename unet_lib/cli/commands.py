@@ -161,12 +161,9 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def lr_find(args: argparse.Namespace) -> int:
-    from unet_lib.cli.analyze import run_lr_find
+    from unet_lib.cli.analyze import check_figure, run_lr_find
 
-    if args.out is not None and (args.out / "lr_find.png").exists() and not args.overwrite:
-        raise InputError(
-            f"--out: {args.out / 'lr_find.png'} exists; pass --overwrite to replace it, or choose another --out"
-        )
+    check_figure(args, "lr_find.png")
     config = train_config(args)
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # faster CPU steps
