@@ -17,6 +17,7 @@ from unet_lib.cli.baselines import mean_mask_dice, threshold_dice
 from unet_lib.config import recipe
 from unet_lib.data import build_datasets, build_loaders
 from unet_lib.evaluation import Scores, evaluate, predict
+from unet_lib.inspect.doctor import Doctor
 from unet_lib.losses import make_loss
 from unet_lib.runtime import Precision
 from unet_lib.training import train
@@ -55,7 +56,10 @@ def run_demo(
         f"{len(train_set)} training / {len(val_set)} held-out images -> {out_dir}"
     )
     started = time.perf_counter()
-    history = train(config, out_dir, datasets=(train_set, val_set))
+    doctor = Doctor(
+        config.num_epochs, ("background", "car")
+    )  # what went wrong, if anything, after epoch 1 and at the end
+    history = train(config, out_dir, datasets=(train_set, val_set), on_epoch_end=doctor)
     minutes = (time.perf_counter() - started) / 60
 
     best_model, _ = model_from_checkpoint(out_dir / "best.pt", num_classes=1)
