@@ -1,12 +1,10 @@
 """``analyze``: a checkpoint's pictures worst first and its error atlas (``unet_lib.inspect.analysis``); ``compare``:
 two checkpoints on the same pictures, their paired difference with a bootstrap interval. As tables, as JSON, and
-with ``--out`` a figure."""
+with ``--out`` a figure; ``check_figure`` guards every command's ``--out`` figure."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
 from pathlib import Path
 
 import torch
@@ -246,34 +244,3 @@ def write_disagreement(out: Path, splits: list[ScoredSplit], result: dict) -> Pa
     path = out / "disagreement.png"
     fig.savefig(path, dpi=100)
     return path
-
-
-def run_lr_find(args: argparse.Namespace, config) -> int:
-    """``lr-find``: the sweep through ``unet_lib.train(config, probe=lr_find)``, as lines, JSON and a figure."""
-    from unet_lib.inspect.lr_find import lr_find
-    from unet_lib.training import train
-
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: only JSON on stdout
-        found = train(config, probe=lr_find)
-    if args.out is not None:
-        from unet_lib.viz.analysis import plot_lr_find
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / "lr_find.png"
-        plot_lr_find(found).savefig(path, dpi=100)
-        found["figure"] = str(path)
-    if args.json:
-        print(to_json(found, indent=2))
-        return 0
-    print(f"{'lr':>10}  {'loss':>8}  smoothed")
-    for i in range(0, len(found["lrs"]), 10):
-        print(f"{found['lrs'][i]:>10.2e}  {found['losses'][i]:>8.4f}  {found['smoothed'][i]:.4f}")
-    print(f"{len(found['lrs'])} steps; stopped: {found['stopped']}")
-    print(
-        f"suggested --lr {found['suggested_lr']:.1e}: {found['rule']} ({found['lowest_loss_lr']:.1e}); the loss fell"
-        f" fastest at {found['steepest_lr']:.1e}; the recipe's is {found['config_lr']:.1e}"
-    )
-    print("a starting point, not an answer: train with it and with the recipe's, then compare the two runs (compare)")
-    if "figure" in found:
-        print(f"the curve: {found['figure']}")
-    return 0

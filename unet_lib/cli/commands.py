@@ -8,9 +8,11 @@ datasets is asked of the dataset (``unet_lib.data.DATASETS``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
+import sys
 from pathlib import Path
 
 from unet_lib.checkpoint import load_checkpoint, to_json
@@ -146,7 +148,12 @@ def doctor(args: argparse.Namespace) -> int:
     history_path, last = args.run / "history.json", args.run / "last.pt"
     if not history_path.is_file() or not last.is_file():
         raise InputError(f"{args.run}: expected a run folder with history.json and last.pt (from train)")
-    history = json.loads(history_path.read_text())
+    try:
+        history = json.loads(history_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{history_path}: not readable as a run's history (JSON: {err})") from None
+    if not isinstance(history, list) or not all(isinstance(row, dict) and "epoch" in row for row in history):
+        raise InputError(f"{history_path}: expected a list of epoch rows, as train writes it")
     state = load_checkpoint(last)
     stored = TrainConfig.from_dict(state["config"])
     found = diagnose(history, state.get("class_names") or (), weighted=bool(stored.loss_weights))
@@ -161,13 +168,36 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def lr_find(args: argparse.Namespace) -> int:
-    from unet_lib.cli.analyze import check_figure, run_lr_find
+    from unet_lib.cli.analyze import check_figure
+    from unet_lib.inspect.lr_find import lr_find as sweep
 
     check_figure(args, "lr_find.png")
     config = train_config(args)
     if config.device in ("auto", "cpu"):
         keep_freed_memory()  # faster CPU steps
-    return run_lr_find(args, config)
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: only JSON on stdout
+        found = train_run(config, probe=sweep)
+    if args.out is not None:
+        from unet_lib.viz import plot_lr_find
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_lr_find(found).savefig(args.out / "lr_find.png", dpi=100)
+        found["figure"] = str(args.out / "lr_find.png")
+    if args.json:
+        print(to_json(found, indent=2))
+        return 0
+    print(f"{'lr':>10}  {'loss':>8}  smoothed")
+    for i in range(0, len(found["lrs"]), 10):
+        print(f"{found['lrs'][i]:>10.2e}  {found['losses'][i]:>8.4f}  {found['smoothed'][i]:.4f}")
+    print(f"{len(found['lrs'])} steps; stopped: {found['stopped']}")
+    print(
+        f"suggested --lr {found['suggested_lr']:.1e}: {found['rule']} ({found['lowest_loss_lr']:.1e}); the loss fell"
+        f" fastest at {found['steepest_lr']:.1e}; the recipe's is {found['config_lr']:.1e}"
+    )
+    print("a starting point, not an answer: train with it and with the recipe's, then compare the two runs (compare)")
+    if "figure" in found:
+        print(f"the curve: {found['figure']}")
+    return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from torch import nn
 
 from unet_lib.errors import InputError
 from unet_lib.evaluation import Batch, predict_labels
-from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix, dice_score
+from unet_lib.metrics import IGNORE_INDEX, ConfusionMatrix, binary_counts, dice_score
 
 BAND = 3  # px: wrong pixels this close to a boundary between two reference labels count as "boundary"
 # COCO's object sizes (small below 32x32 px, large above 96x96) as shares of its typical 640x480 picture, so that
@@ -70,9 +70,7 @@ def picture_scores(preds: torch.Tensor, masks: torch.Tensor, num_outputs: int) -
     is found), else the mean IoU over the classes present in its reference or its prediction (labelled pixels)."""
     labelled = masks != IGNORE_INDEX
     if num_outputs == 1:
-        truth, called = (masks == 1) & labelled, (preds == 1) & labelled
-        tp, fp, fn = ((a & b).sum((1, 2)) for a, b in ((called, truth), (called, ~truth), (~called, truth)))
-        return dice_score(tp, fp, fn)
+        return dice_score(*binary_counts(preds, masks)[:, :3].unbind(-1))  # (B,)
     classes, batch = num_outputs, len(masks)
     picture = torch.arange(batch, device=masks.device)[:, None, None].expand_as(masks)
     codes = (picture * classes + masks.clamp(max=classes - 1)) * classes + preds  # (B, H, W): picture, reference, pred
@@ -108,7 +106,8 @@ class Atlas:
     def update(self, batch: Batch) -> None:
         logits, masks = batch.logits, batch.masks.long()  # (B, C, H, W) fp32, (B, H, W)
         preds = predict_labels(logits, self.threshold)  # (B, H, W)
-        self.confusion.update(preds.cpu(), masks.cpu())
+        if self.num_outputs > 1:  # each class's IoU and what it is taken for
+            self.confusion.update(preds.cpu(), masks.cpu())
         labelled = masks != IGNORE_INDEX
         wrong = (preds != masks) & labelled
         in_band = boundary_band(masks, self.band)

@@ -95,7 +95,7 @@ def never_predicted(row: dict, names: Sequence[str], weighted: bool) -> list[str
     if not isinstance(ious, list):  # two classes: one IoU, the object's
         return []
     never = [names[i] for i, v in enumerate(ious) if finite(v) and v == 0]
-    if not never or len(never) == len(ious):
+    if not never:
         return []
     hint = "more epochs, or more pictures of them" if weighted else "try --class-weights median-frequency"
     return [f"classes never predicted right in validation (IoU 0): {', '.join(never)}; {hint}"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
-from itertools import cycle
 from typing import Any
 
 import torch
@@ -71,13 +71,16 @@ def lr_find(
 
 def sweep(model: nn.Module, train_set: Dataset, loss_fn: nn.Module, config: TrainConfig, precision: Precision) -> dict:
     """:func:`lr_find` on a model it may change."""
-    loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=len(train_set) >= config.batch_size)
+    shuffled = DataLoader(
+        train_set, config.batch_size, shuffle=True, drop_last=len(train_set) >= config.batch_size,
+        num_workers=config.num_workers,
+    )  # fmt: skip
     optimizer = make_optimizer(model, dataclasses.replace(config, lr=START_LR))
     device = next(model.parameters()).device
     factor = (END_LR / START_LR) ** (1 / (STEPS - 1))
     lrs, losses, stopped = [], [], f"{STEPS} steps"
     model.train()
-    batches = cycle(loader)
+    batches = (batch for _ in itertools.count() for batch in shuffled)  # epoch after epoch, reshuffled, nothing kept
     for step in tqdm(range(STEPS), desc="lr-find", leave=False, disable=not show_progress(), dynamic_ncols=True):
         lr = START_LR * factor**step
         for group in optimizer.param_groups:

@@ -7,7 +7,7 @@ returns a Figure that pyplot has let go of, which a notebook shows once and ``fi
 from unet_lib.viz.colors import PaletteKind, colorize, outline, overlay, palette
 from unet_lib.viz.common import to_display  # the figure helpers stay in viz.common
 from unet_lib.viz.gallery import RowLabels, show_before_after, show_gallery
-from unet_lib.viz.history import LiveHistory, plot_history
+from unet_lib.viz.history import LiveHistory, plot_history, plot_lr_find
 from unet_lib.viz.images import (
     ERROR_COLORS,
     error_map,
@@ -53,6 +53,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_histograms",
     "plot_history",
+    "plot_lr_find",
     "plot_threshold_sweep",
     "show_activation_rows",
     "show_before_after",

@@ -12,7 +12,7 @@ from matplotlib.patches import Patch
 from unet_lib.inspect.analysis import BAND, boundary_band, edges
 from unet_lib.metrics import IGNORE_INDEX
 from unet_lib.viz.colors import overlay
-from unet_lib.viz.common import grid_figure, image_axis, new_figure, picture_tile, to_display
+from unet_lib.viz.common import grid_figure, image_axis, picture_tile, to_display
 
 BAND_COLORS = {  # RGB of the error map
     "wrong, on a boundary": (255, 160, 0),
@@ -118,21 +118,4 @@ def show_disagreement(
     handles = [Patch(color=[c / 255 for c in rgb], label=name) for name, rgb in DISAGREEMENT_COLORS.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("The pictures whose scores differ most, and the pixels where the two models disagree", fontsize=10)
-    return fig
-
-
-def plot_lr_find(found: dict) -> Figure:
-    """The learning-rate sweep of ``unet_lib.inspect.lr_find.lr_find``: each step's loss and the smoothed loss
-    against the learning rate (log scale), with the suggested rate and the recipe's marked."""
-    fig = new_figure((6.5, 3.8))
-    ax = fig.subplots()
-    ax.plot(found["lrs"], found["losses"], color="0.7", linewidth=1, label="loss of each step")
-    ax.plot(found["lrs"], found["smoothed"], color="tab:blue", linewidth=2, label="smoothed loss")
-    ax.axvline(found["suggested_lr"], color="tab:green", linestyle="--", label=f"suggested {found['suggested_lr']:.1e}")
-    ax.axvline(found["config_lr"], color="tab:orange", linestyle=":", label=f"the recipe's {found['config_lr']:.1e}")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title("Learning-rate sweep: the loss as the rate grows", fontsize=10)
-    ax.legend(fontsize=8)
     return fig

@@ -1,4 +1,5 @@
-"""Training curves: one figure of a finished history, and a live one redrawn after every epoch of ``fit``."""
+"""Training curves: one figure of a finished history, a live one redrawn after every epoch of ``fit``, and the
+learning-rate sweep of ``lr-find``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from unet_lib.errors import InputError
-from unet_lib.viz.common import grid_figure
+from unet_lib.viz.common import grid_figure, new_figure
 
 NOT_PLOTTED = ("epoch", "seconds")  # history keys that are not curves
 
@@ -92,3 +93,20 @@ class LiveHistory:
             self._handle = display(self.figure, display_id=True)
         elif self._handle is not None:
             self._handle.update(self.figure)
+
+
+def plot_lr_find(found: dict) -> Figure:
+    """The learning-rate sweep of ``unet_lib.inspect.lr_find.lr_find``: each step's loss and the smoothed loss
+    against the learning rate (log scale), with the suggested rate and the recipe's marked."""
+    fig = new_figure((6.5, 3.8))
+    ax = fig.subplots()
+    ax.plot(found["lrs"], found["losses"], color="0.7", linewidth=1, label="loss of each step")
+    ax.plot(found["lrs"], found["smoothed"], color="tab:blue", linewidth=2, label="smoothed loss")
+    ax.axvline(found["suggested_lr"], color="tab:green", linestyle="--", label=f"suggested {found['suggested_lr']:.1e}")
+    ax.axvline(found["config_lr"], color="tab:orange", linestyle=":", label=f"the recipe's {found['config_lr']:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title("Learning-rate sweep: the loss as the rate grows", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
