@@ -29,12 +29,13 @@
 # or trains a small one first. Without a GPU it runs the quick profile (sample data); `UNET_QUICK=0`
 # or `1` forces either.
 #
-# **Precision.** The committed outputs come from a model trained in bf16 (on a CPU with `avx512_bf16`;
-# see `train_carvana`), and the scores here are computed in fp32. Trained in fp32, as a CPU without
-# native bf16 does, the same quick run ends within 0.002 of its Dice, but single numbers further from
-# the final score move more: without the level-1 skip, the Dice was 0.553 here and 0.619 in fp32, while
-# level 1 stayed the costliest skip to lose; and Grad-CAM's photo with the most false positives was
-# another one (cited, measured on the same machine).
+# **Precision.** The committed outputs come from a model trained in bf16, the 16-bit number format a
+# CPU with `avx512_bf16` computes twice as fast as 32-bit fp32 (see `train_carvana`); the scores here
+# are computed in fp32. Trained in fp32, as a CPU without those instructions does, the same quick run
+# ends with a validation Dice 0.0012 lower (cited, measured on the same machine), but numbers other than
+# the final Dice can move more: with the level-1 skip removed (section 4) the Dice was 0.553 here and
+# 0.619 in fp32, though level 1 stayed the costliest skip to lose; and Grad-CAM (section 5) picked
+# another photo as the one with the most false positives.
 
 # %% tags=["parameters"]
 from unet_lib.cli.profiles import notebook_profile

@@ -24,12 +24,13 @@
 # or trains a small one first (a minute on the CPU). Without a GPU the notebook runs its quick
 # profile (small sample data); `UNET_QUICK=0` or `1` forces either.
 #
-# **Precision.** The model is scored in the precision it was trained in (`Precision.choose`: bf16
-# autocast + channels_last where the processor computes bf16 natively, fp32 elsewhere; the line
-# printed in section 2 says which). The committed outputs ran in bf16 on a CPU with `avx512_bf16`. The
-# same quick run trained and scored in fp32 on the same machine gave a validation Dice of 0.9515 instead
-# of 0.9527 (cited, measured with `ONEDNN_MAX_CPU_ISA=AVX2`); `make test` accepts the scores within
-# 0.01 of the committed ones.
+# **Precision.** The model is scored in the precision it was trained in (`Precision.choose`, the
+# library's pick for this machine: the 16-bit bf16 format for the convolutions where the processor
+# computes it directly, 32-bit fp32 elsewhere; `train_carvana` explains both, and the line printed in
+# section 2 says which). The committed outputs ran in bf16 on a CPU with `avx512_bf16`. The same quick
+# run trained and scored in fp32 on the same machine gave a validation Dice of 0.9515 instead of 0.9527
+# (cited, measured with `ONEDNN_MAX_CPU_ISA=AVX2`, which hides the bf16 instructions); `make test`
+# accepts the Dice within 0.01 of the committed one.
 
 # %% tags=["parameters"]
 from unet_lib.cli.profiles import notebook_profile
@@ -275,7 +276,7 @@ print(f"the mean gain is {verdict} two standard errors")
 # %% [markdown]
 # How close to the edge such a verdict can be: the committed run, in bf16, found a gain of +0.0010 with a
 # standard error of 0.0007, within two standard errors; the same run in fp32 found +0.0017 with 0.0008,
-# just beyond (cited, measured on the same machine). A gain that one rounding mode calls real and the
+# just beyond (cited, measured on the same machine). A gain that one number format calls real and the
 # other calls luck is not one to rely on.
 
 # %% [markdown]
@@ -410,7 +411,8 @@ display(tool.figure())
 #   the metric (mean Dice) and the winners' write-ups (full-resolution training, TTA).
 # - PyTorch: [`torch.inference_mode`](https://pytorch.org/docs/stable/generated/torch.inference_mode.html)
 #   and [automatic mixed precision](https://pytorch.org/docs/stable/amp.html), which `evaluate` and `predict`
-#   use where the processor computes bf16 natively (a GPU, or a CPU with bf16 instructions).
+#   use where the processor computes bf16 natively (a CUDA GPU, in fp16 where it has no bf16, or a CPU with
+#   bf16 instructions).
 #
 # **Next:** `inspect_layers` opens the same checkpoint and looks inside it: what each block sees, why
 # the skip connections matter, and where the network looks when it says "car".

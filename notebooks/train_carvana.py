@@ -33,16 +33,20 @@
 # it there, see `data/README.md`). `UNET_QUICK=1` or `UNET_QUICK=0` forces either. The committed
 # outputs are a quick run.
 #
-# **Precision, and the numbers you will get.** Training and evaluation run in the precision that
-# `unet_lib.Precision.choose` picks (the command line's `--amp`): bf16 autocast + channels_last where the
-# processor computes bf16 natively (a CPU with `avx512_bf16`, `amx_bf16` or Arm's `bf16`, or a GPU),
-# exact fp32 elsewhere; a training says which in the lines it starts with, and `amp=False` in the config
-# (`--no-amp`) asks for fp32. The committed outputs ran in bf16, on an AMD EPYC with `avx512_bf16`. A CPU
-# without it runs fp32, and rounds differently: on the same machine in fp32 (`ONEDNN_MAX_CPU_ISA=AVX2`),
-# the same quick run reached a best validation Dice of 0.9515 instead of 0.9527, with the early epochs
-# further apart (epoch 2: 0.240 instead of 0.300; cited, measured). `make test` runs this notebook again
-# and accepts its Dice within 0.01 of the committed one (`tests/notebook_numbers.py`); a curve, a
-# picture or a count may move more.
+# **Precision, and the numbers you will get.** fp32 stores each number in 32 bits; bf16 in 16, with
+# fp32's range but only about 3 significant digits, and a processor that computes it directly does so
+# about twice as fast. `unet_lib.Precision.choose` (the command line's `--amp`) picks for this machine:
+# *bf16 autocast* (`torch.autocast` runs the convolutions in bf16; weights, losses and scores stay fp32)
+# with *channels_last* (a memory layout, channels innermost, in which those convolutions run fastest)
+# where the processor has bf16 instructions (a CPU with `avx512_bf16`, `amx_bf16` or Arm's `bf16`, or a
+# CUDA GPU with bf16; older CUDA GPUs get fp16), and exact fp32 elsewhere, where bf16 would be emulated
+# and slower. A training says which in the lines it starts with; `amp=False` in the config (`--no-amp`)
+# asks for fp32. The committed outputs ran in bf16, on a CPU with `avx512_bf16`. A CPU without it runs
+# fp32, and its numbers differ a little: run in fp32 on the same machine (`ONEDNN_MAX_CPU_ISA=AVX2`, an
+# environment variable that hides those instructions from PyTorch), the same quick run reached a best
+# validation Dice of 0.9515 instead of 0.9527, with the early epochs further apart (epoch 2: 0.240
+# instead of 0.299; cited, measured). `make test` runs this notebook again and accepts its Dice within
+# 0.01 of the committed one (`tests/notebook_numbers.py`); a curve, a picture or a count may move more.
 
 # %% tags=["parameters"]
 import dataclasses

@@ -26,8 +26,9 @@
 # project's recipe (`cityscapes-original`: 160x320, Adam at 1e-4, cross-entropy) on `data/cityscapes`
 # (the real data if you put it there, see `data/README.md`). `UNET_QUICK=0` or `1` forces either.
 #
-# **Precision.** Training runs in bf16 autocast + channels_last where the processor computes bf16
-# natively, in fp32 elsewhere (`Precision.choose`; the training says which). The committed outputs ran
+# **Precision.** Training runs its convolutions in bf16, a 16-bit number format, where the processor
+# computes it directly, and in 32-bit fp32 elsewhere (`Precision.choose`, explained in `train_carvana`;
+# the training says which). The committed outputs ran
 # in bf16 on a CPU with `avx512_bf16`; the same quick run in fp32 on the same machine reached a best
 # validation mIoU of 0.192 instead of 0.188 (cited, measured with `ONEDNN_MAX_CPU_ISA=AVX2`). `make test`
 # accepts the mIoU within 0.03 of the committed one.
