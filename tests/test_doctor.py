@@ -51,30 +51,30 @@ def test_the_first_steps_rising_jumping_flat_or_not_finite():
 
 def test_predictions_all_one_class():
     black = binary_row(1, 0.7, 0.7, val_precision=math.nan, val_recall=0.0, val_dice=0.0)
-    assert diagnose([black], ["background", "car"], final=False) == [
+    assert diagnose([black], ["background", "car"]) == [
         "predictions at epoch 1: no validation pixel is called car (an all-background mask) (common after one epoch;"
         " if it lasts); try --class-weights median-frequency or more epochs"
     ]
     white = binary_row(1, 0.7, 0.7, val_precision=0.3, val_recall=1.0, val_pixel_accuracy=0.3)
-    assert diagnose([white], ["background", "car"], final=False)[0].startswith(
+    assert diagnose([white], ["background", "car"])[0].startswith(
         "predictions at epoch 1: every validation pixel is called car (common after one epoch; if it lasts)"
     )
     road = {"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_miou": 0.2, "val_pixel_accuracy": 0.62}
     road["val_iou"] = [0.62, 0.0, math.nan]  # every pixel road: its IoU is the share of road pixels
     road["epoch"] = 4  # later: no "common after one epoch"
-    assert diagnose([road], ["road", "sidewalk", "pole"], final=False) == [
+    assert diagnose([road], ["road", "sidewalk", "pole"], classes=False) == [
         "predictions at epoch 4: (almost) every validation pixel is called road; try --class-weights median-frequency"
         " or more epochs"
     ]
-    assert diagnose([road | {"val_iou": [0.6, 0.1, math.nan]}], ["road", "sidewalk", "pole"], final=False) == []
+    assert diagnose([road | {"val_iou": [0.6, 0.1, math.nan]}], ["road", "sidewalk", "pole"]) == []
     # Measured on a street scene after one epoch: a few pixels called other classes, all wrong.
     bicyclist = road | {"epoch": 1, "val_iou": [0.0] * 10 + [0.013500962], "val_pixel_accuracy": 0.013492458}
     names = [f"class {i}" for i in range(10)] + ["bicyclist"]
-    assert diagnose([bicyclist], names, final=False)[0].startswith(
+    assert diagnose([bicyclist], names)[0].startswith(
         "predictions at epoch 1: (almost) every validation pixel is called bicyclist (common after one epoch"
     )
     almost_black = binary_row(2, 0.7, 0.7, val_precision=0.5, val_recall=0.004)
-    assert diagnose([almost_black], ["background", "car"], final=False)[0].startswith(
+    assert diagnose([almost_black], ["background", "car"])[0].startswith(
         "predictions at epoch 2: almost no validation pixel is called car (an all-background mask)"
     )
 
@@ -118,9 +118,8 @@ def test_the_doctor_speaks_after_the_first_epoch_and_at_the_end_once_each():
     black = [binary_row(e, 0.8 - 0.1 * e, 0.8, val_precision=math.nan) for e in (1, 2, 3)]
     for epoch in range(1, 4):
         doctor(black[:epoch])
-    assert said == [  # after epoch 1, and at the end, where it lasted
-        "doctor: predictions at epoch 1: no validation pixel is called car (an all-background mask) (common after"
-        " one epoch; if it lasts); try --class-weights median-frequency or more epochs",
+    assert diagnose(black[:1], ["background", "car"], final=False) == []  # after epoch 1: not yet
+    assert said == [  # at the end, where it lasted
         "doctor: predictions at epoch 3: no validation pixel is called car (an all-background mask);"
         " try --class-weights median-frequency or more epochs",
     ]

@@ -147,15 +147,16 @@ def diagnose(
         history: ``fit``'s rows (or ``history.json``), the epochs so far.
         names: The class names, background first (two for a binary model); empty: generic ones.
         weighted: The loss is already weighed by the classes' shares (``--class-weights``).
-        final: The run is over: also what needs every epoch (overfitting, a flat run, classes never predicted).
+        final: The run is over: also what the last epoch or every epoch shows (predictions all one class,
+            overfitting, a flat run, classes never predicted).
         classes: Report the classes never predicted (``train`` prints them itself at the end of a run).
     """
     if not history:
         return []
     names = names or generic_names(history[-1])
-    found = first_steps(history) + validation_blown(history[-1]) + one_class(history[-1], names)
-    if final:
-        found += overfitting(history) + flat_run(history)
+    found = first_steps(history) + validation_blown(history[-1])
+    if final:  # all one class after the first epoch is common, and most runs move on: said only of the last
+        found += one_class(history[-1], names) + overfitting(history) + flat_run(history)
         found += never_predicted(history[-1], names, weighted) if classes else []
     return found
 
