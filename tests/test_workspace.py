@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,11 +40,14 @@ def test_quick_mode_follows_the_environment_then_the_machine(monkeypatch):
 def test_data_sizes_count_an_existing_tree_and_describe_an_absent_one(tmp_path, monkeypatch):
     root = fake_repo(tmp_path)
     monkeypatch.chdir(root)
-    assert workspace.data_sizes("carvana", quick=True) == ("sample data to be written to data/quick/carvana", 48, 16)
+    absent = ("sample data to be written to data/quick/carvana", 64, 32)  # 4 + 2 cars
+    assert workspace.data_sizes("carvana", quick=True) == absent
     path = workspace.carvana_dir(quick=True)
     ids = [p.stem for p in (path / "train").glob("*.jpg")]
-    train, val = CarvanaDataset(path, "train"), CarvanaDataset(path, "val")
+    share = recipe("quick").val_fraction  # the quick recipe's share of the cars
+    train, val = CarvanaDataset(path, "train", val_fraction=share), CarvanaDataset(path, "val", val_fraction=share)
     assert workspace.data_sizes("carvana", quick=True) == ("data/quick/carvana", len(train), len(val))
+    assert (len(train), len(val)) == absent[1:]  # what was said before the sample was written
     assert len(train) + len(val) == len(ids)
     assert workspace.data_sizes("cityscapes", quick=False) == ("sample data to be written to data/cityscapes", 24, 24)
     assert not (root / "data" / "cityscapes").exists()  # describing writes nothing
@@ -84,7 +88,7 @@ def test_quick_sample_goes_to_its_own_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     path = workspace.carvana_dir(quick=True)
     assert path == root.resolve() / "data" / "quick" / "carvana"
-    assert len(list((path / "train").glob("*.jpg"))) == 4 * 16
+    assert len(list((path / "train").glob("*.jpg"))) == 6 * 16
     assert not (root / "data" / "carvana").exists()
 
 
@@ -121,3 +125,11 @@ def test_the_notebooks_share_train_carvanas_checkpoint_before_newer_ones(tmp_pat
     assert workspace.carvana_checkpoint(quick=True) == notebook_run.resolve()
     notebook_run.unlink()
     assert workspace.carvana_checkpoint(quick=True) == demo_run.resolve()
+
+
+def test_repo_root_outside_the_repository_is_the_package_s_repository(tmp_path, monkeypatch):
+    # A notebook copied elsewhere (or a script run from /tmp) still finds data/ and models/ beside unet_lib/.
+    monkeypatch.chdir(tmp_path)
+    root = workspace.repo_root()
+    assert (root / "unet_lib" / "cli" / "workspace.py").resolve() == Path(workspace.__file__).resolve()
+    assert (root / "pyproject.toml").is_file()

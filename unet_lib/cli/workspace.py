@@ -12,11 +12,11 @@ from pathlib import Path
 
 from unet_lib.cli.profiles import notebook_profile
 
-SAMPLE_CARS = {True: 4, False: 8}  # quick mode? -> Carvana sample cars (16 photos each) written when data is absent
+SAMPLE_CARS = {True: 6, False: 8}  # quick mode? -> Carvana sample cars (16 photos each) written when data is absent
 SAMPLE_CITYSCAPES_IMAGES = {True: 8, False: 24}  # quick mode? -> Cityscapes sample pictures per split
-# (dataset, quick mode?) -> the (training, validation) pictures of that sample: Carvana's 16 views a car, 20 % of
-# the cars held out (1 of 4, 2 of 8); Cityscapes' pictures per split.
-SAMPLE_SIZES = {("carvana", True): (3 * 16, 16), ("carvana", False): (6 * 16, 2 * 16)}
+# (dataset, quick mode?) -> the (training, validation) pictures of that sample: Carvana's 16 views a car, 2 cars
+# held out (the quick recipe's third of 6, 20 % of 8); Cityscapes' pictures per split.
+SAMPLE_SIZES = {("carvana", True): (4 * 16, 2 * 16), ("carvana", False): (6 * 16, 2 * 16)}
 SAMPLE_SIZES |= {("cityscapes", quick): (n, n) for quick, n in SAMPLE_CITYSCAPES_IMAGES.items()}
 # The real datasets (cited: Kaggle's Carvana training set, Cityscapes' gtFine train/val), as (train, val) images.
 REAL_SIZES = {"carvana": (254 * 16, 64 * 16), "cityscapes": (2975, 500)}  # carvana: 318 cars, 20 % of them held out
@@ -34,7 +34,7 @@ def repo_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "unet_lib").is_dir():
             return folder
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # unet_lib/cli/workspace.py -> the repository
 
 
 def shown(path: str | Path) -> str:
@@ -138,13 +138,15 @@ def data_sizes(dataset: str, quick: bool | None = None) -> tuple[str, int, int]:
     A folder that exists is counted by the datasets themselves (Carvana split by car); an absent one is
     described by the sample that ``carvana_dir`` / ``cityscapes_dir`` would write.
     """
-    from unet_lib.config import TrainConfig
+    from unet_lib.config import TrainConfig, recipe
     from unet_lib.data import build_datasets
 
     quick = quick_mode() if quick is None else quick
     full = repo_root() / "data" / dataset
     folder = full if full.exists() else repo_root() / "data" / "quick" / dataset if quick else full
     if folder.exists():
-        train_set, val_set = build_datasets(TrainConfig(dataset=dataset, data_dir=str(folder), augment="none"))
+        share = recipe("quick").val_fraction if quick else TrainConfig.val_fraction  # the cars the notebook holds out
+        config = TrainConfig(dataset=dataset, data_dir=str(folder), augment="none", val_fraction=share)
+        train_set, val_set = build_datasets(config)
         return shown(folder), len(train_set), len(val_set)
     return f"sample data to be written to {shown(folder)}", *SAMPLE_SIZES[dataset, quick]
