@@ -9,8 +9,9 @@
   reader without a kernel sees (a saved copy inside the widget would only repeat it).
 - Pieces of printed text are joined, cell ids and widget model ids are renamed in order of appearance and execution timestamps
   removed, so a second run changes only what truly varies.
-- PNG figures are stored with a 128-colour palette (about a third of the bytes; at this size a
-  figure looks the same).
+- PNG figures are stored losslessly in fewer bytes: a figure of at most 256 colours as a palette PNG
+  of exactly those colours, any other one re-compressed. No colour is merged: in a label map, a
+  colour is a class.
 """
 
 from __future__ import annotations
@@ -30,25 +31,25 @@ VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
 PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text: "epoch 1 train:  40%|####      | 4/10 [...]"
 MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]{32})")
-COLORS = 128  # palette size: figures (colour maps, photos at 72 dpi) look the same, at two thirds of the bytes
 WIDGET_TEXT = "Interactive widget: run the notebook to use it (a static copy of it follows)."
 
 
 def compact_png(data: str) -> str:
-    """A base64 PNG re-encoded with an adaptive palette of COLORS colours, when that is smaller."""
+    """A base64 PNG stored in fewer bytes, pixel for pixel the same: a figure with at most 256 colours as a
+    palette PNG of exactly its colours, any other one re-compressed; the smaller of that and the original."""
     raw = base64.b64decode(data)
     image = Image.open(io.BytesIO(raw))
     if image.mode == "P":
         return data  # already a palette image (cleaned before)
-    rgb = image.convert("RGB")
-    # Median cut weighs colours by their pixel count, so a colour bar's few pixels would share a handful
-    # of entries; adding every distinct colour once more (about a third of the weight) keeps its steps.
-    pixels = np.asarray(rgb).reshape(-1, 3)  # (H*W, 3)
-    distinct = np.unique(pixels, axis=0)
-    weighted = np.concatenate([pixels, np.repeat(distinct, max(1, len(pixels) // (2 * len(distinct))), axis=0)])
-    palette = Image.fromarray(weighted[None]).quantize(colors=COLORS, method=Image.Quantize.MEDIANCUT)
+    pixels = np.asarray(image.convert("RGB"))  # (H, W, 3)
+    colors, index = np.unique(pixels.reshape(-1, 3), axis=0, return_inverse=True)
     out = io.BytesIO()
-    rgb.quantize(palette=palette, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    if len(colors) <= 256:  # every colour kept exactly: a label map's colours carry meaning
+        indexed = Image.fromarray(index.reshape(pixels.shape[:2]).astype(np.uint8), "P")
+        indexed.putpalette(colors.astype(np.uint8).ravel().tolist())
+        indexed.save(out, "PNG", optimize=True)
+    else:
+        Image.fromarray(pixels).save(out, "PNG", optimize=True)
     return base64.b64encode(out.getvalue()).decode() if out.tell() < len(raw) else data
 
 
