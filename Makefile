@@ -24,8 +24,8 @@ demo: $(STAMP)
 
 ## test: lint, notebook pairs, the unit tests and the notebooks
 test: $(STAMP) browser-deps
-	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py
-	$(BIN)/ruff format --check unet_lib tests benchmarks notebooks/*.py
+	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py notebooks/exercises
+	$(BIN)/ruff format --check unet_lib tests benchmarks notebooks/*.py notebooks/exercises
 	bash .ci/check_notebook_pairs
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 	UNET_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -p tests.notebook_numbers --nbval-lax --nbval-sanitize-with .ci/nbval_sanitize.cfg \
@@ -44,7 +44,7 @@ browser-deps:
 		|| echo "browser-deps: apt-get install chromium failed: the browser test will skip (fail with CI=true)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py
+	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py notebooks/exercises
 
 ## notebooks: regenerate each .ipynb from its .py, execute it in quick mode and clean it (the committed outputs)
 notebooks: $(STAMP)
