@@ -200,14 +200,16 @@ def _run_all_cells(page: Page) -> None:
         timeout=60_000,
     )
     _menu(page, "Edit", "Clear Outputs of All Cells")  # also clears the execution counts saved in the file
-    page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt", has_text=re.compile(r"\d")).first.wait_for(
+    page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea .jp-InputPrompt", has_text=re.compile(r"\d")).first.wait_for(
         state="detached", timeout=10_000
     )
     _menu(page, "Run", "Run All Cells")
+    # A collapsed input (a solution) shows a placeholder with a prompt of its own that never gets a count: only the
+    # prompts of input areas are read.
     # Done when every code cell has an execution count (an error stops the run, leaving the rest without one).
     page.wait_for_function(
         """() => {
-            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea .jp-InputPrompt')];
             return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
         }""",
         timeout=RUN_ALL_MS,

@@ -9,6 +9,7 @@ from matplotlib.patches import Rectangle
 
 from unet_lib.errors import InputError
 from unet_lib.viz import (
+    outline,
     overlay,
     show_activation_rows,
     show_heatmaps,
@@ -16,6 +17,7 @@ from unet_lib.viz import (
     show_mask_panels,
     show_receptive_fields,
 )
+from unet_lib.viz.interpret import show_outlined_predictions
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
@@ -55,6 +57,20 @@ def test_kernels_share_one_symmetric_scale_per_row():
     assert axes[9].get_ylabel() == "trained" and axes[9].yaxis.label.get_rotation() == 0
 
 
+def test_kernels_of_a_before_after_pair_share_one_scale():
+    before, after = torch.randn(12, 3, 3), 3 * torch.randn(12, 3, 3)
+    other = 10 * torch.randn(12, 3, 3)
+    fig = show_kernels({"a init": before, "a trained": after, "b init": other, "b trained": other}, rows_per_scale=2)
+    axes = pictures(fig)
+    pair = max(before[:9].abs().max().item(), after[:9].abs().max().item())
+    assert all(ax.images[0].get_clim() == pytest.approx((-pair, pair)) for ax in axes[:18])
+    limit = other[:9].abs().max().item()
+    assert all(ax.images[0].get_clim() == pytest.approx((-limit, limit)) for ax in axes[18:])
+    assert len(fig.axes) == 36 + 2  # one colour bar per pair
+    with pytest.raises(InputError, match="rows_per_scale"):
+        show_kernels({"a": before, "b": after, "c": other}, rows_per_scale=2)
+
+
 def test_heatmaps_are_upsampled_onto_the_photo():
     image, cam = torch.rand(3, 32, 48), torch.rand(4, 6)
     region = torch.zeros(32, 48, dtype=torch.bool)
@@ -76,8 +92,19 @@ def test_receptive_fields_mark_the_pixel_and_the_theoretical_square():
     (box,) = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert box.get_xy() == (23.0, 13.0) and box.get_width() == box.get_height() == 14
     assert ax.lines[0].get_xydata().tolist() == [[30.0, 20.0]]
+    assert box.get_label() == "theoretical field, 14 px"
     with pytest.raises(InputError, match="photo's size"):
         show_receptive_fields(image, {"x": torch.zeros(8, 8)}, position=(4, 4))
+
+
+def test_a_theoretical_field_larger_than_the_picture_is_clipped_to_its_edges_and_says_so():
+    image, field = torch.rand(3, 40, 60), torch.rand(40, 60)
+    fig = show_receptive_fields(image, {"trained": field}, position=(20, 30), theoretical=204)
+    (ax,) = pictures(fig)
+    (box,) = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert box.get_xy() == (-0.5, -0.5) and (box.get_width(), box.get_height()) == (60, 40)
+    assert "larger than the picture" in box.get_label()
+    assert ax.get_xlim() == (-0.5, 59.5) and ax.get_ylim() == (39.5, -0.5)  # the axes stay on the picture
 
 
 def test_mask_panels_paint_each_mask():
@@ -89,3 +116,17 @@ def test_mask_panels_paint_each_mask():
     painted = overlay(image, torch.ones(16, 24, dtype=torch.long)).permute(1, 2, 0) / 255
     np.testing.assert_allclose(second.images[0].get_array(), painted.numpy())
     assert [ax.get_title() for ax in (first, second)] == list(masks)
+
+
+def test_outlined_predictions_name_each_column_and_paint_and_outline():
+    images, preds, masks = torch.rand(2, 3, 16, 24), torch.zeros(2, 16, 24), torch.zeros(2, 16, 24)
+    preds[0, 4:8, 4:8] = 1
+    masks[1, 2:10, 2:10] = 1
+    fig = show_outlined_predictions(images, preds, masks, names=["car_01", "car_02"], title="Photos")
+    first, second = pictures(fig)
+    painted = outline(overlay(images[0], preds[0].long(), "binary"), masks[0], color="yellow")
+    np.testing.assert_allclose(first.images[0].get_array(), painted.permute(1, 2, 0).float().numpy() / 255)
+    assert [ax.get_title() for ax in (first, second)] == ["car_01", "car_02"]
+    assert fig._suptitle.get_text() == "Photos"
+    with pytest.raises(InputError, match="one of each"):
+        show_outlined_predictions(images, preds, masks, names=["car_01"])

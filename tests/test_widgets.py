@@ -168,7 +168,10 @@ def test_every_view_shows_what_an_independent_computation_gives(model, images, m
     upsampled = F.interpolate(cam[None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
     np.testing.assert_allclose(explorer.displayed, upsampled.numpy(), rtol=1e-5, atol=1e-7)
     state = explorer.state()
-    assert state["shape"] == (H, W) and state["title"] == "Grad-CAM of downs.1 for class 0 (map 16x24)"
+    assert (
+        state["shape"] == (H, W)
+        and state["title"] == "Grad-CAM of downs.1 for the car logit (output channel 0) (map 16x24)"
+    )
     assert not state["channel_enabled"] and model.training  # the model's mode comes back
 
 

@@ -140,6 +140,9 @@ class LayerExplorer:
         if masks is not None and len(masks) != len(images):
             raise InputError(f"masks: expected one per image ({len(images)}), got {len(masks)}")
         self.model, self.images, self.masks = model, images, masks
+        outputs = getattr(model, "arch", {}).get("num_classes", 1)
+        # Grad-CAM scores output channel 0: for a one-channel (binary) model that is the car logit.
+        self._target = "the car logit (output channel 0)" if outputs == 1 else "class 0 (output channel 0)"
         self.layers = list(layers) if layers is not None else layer_names(model)
         if not self.layers:
             raise InputError("layers: expected at least one layer name, e.g. layer_names(model)")
@@ -213,7 +216,7 @@ class LayerExplorer:
             return filter_image(weight, channel), title, f"{layer}, {title}: {summary(weight[channel])}"
         if view == "grad-cam":
             cam = self._cam(sample, layer)
-            title = f"Grad-CAM of {layer} for class 0 (map {cam.shape[0]}x{cam.shape[1]})"
+            title = f"Grad-CAM of {layer} for {self._target} (map {cam.shape[0]}x{cam.shape[1]})"
             return cam_image(cam, self.images[sample].shape[-2:]), title, f"{title}: {summary(cam)}"
         shown = view_image(acts, layer, view, channel)
         if view == "channel":
