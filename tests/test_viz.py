@@ -143,6 +143,49 @@ def test_cityscapes_predictions_in_the_official_colours():
     assert not show_cityscapes_predictions(torch.rand(1, 3, 8, 16), targets[:1], targets[:1]).legends
 
 
+def pixels_at_100_dpi(fig) -> np.ndarray:
+    """The figure as the PNG a notebook stores at 100 dpi: uint8 [H, W, 3]."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def test_every_class_keeps_its_exact_colour_in_the_saved_legend_and_swatches():
+    targets = torch.zeros(1, 32, 64, dtype=torch.long)  # all road: the other colours are in the legend only
+    fig = show_cityscapes_predictions(torch.rand(1, 3, 32, 64), targets, targets, CLASS_NAMES)
+    legend = fig.legends[0]
+    assert legend.handlelength >= 2.5 and legend.handleheight >= 1.5  # swatches big enough to be seen
+    picture = pixels_at_100_dpi(fig)
+    height = picture.shape[0]
+    box = legend.get_window_extent()  # in pixels at the figure's dpi; the PNG's rows count from the top
+    x0, x1 = (int(v * 100 / fig.dpi) for v in (box.x0, box.x1))
+    y0, y1 = (height - int(v * 100 / fig.dpi) for v in (box.y1, box.y0))
+    inside = picture[y0:y1, x0:x1].reshape(-1, 3)
+    for name, color in zip(CLASS_NAMES, CLASS_COLORS, strict=True):
+        assert (inside == color).all(1).sum() >= 100, name  # a swatch's inside: at least 100 exact pixels
+    noisy = torch.randint(0, 19, (1, 32, 64))  # class edges everywhere: enlarging must not blend them
+    palette = np.array([*CLASS_COLORS, (0, 0, 0)])
+    predictions = show_cityscapes_predictions(torch.rand(1, 3, 32, 64), noisy, noisy, CLASS_NAMES)
+    label_map = show_label_map(torch.rand(3, 32, 64), noisy[0])
+    for fig, ax in [
+        (predictions, predictions.axes[1]),
+        (predictions, predictions.axes[2]),
+        (label_map, label_map.axes[1]),
+    ]:
+        picture = pixels_at_100_dpi(fig)
+        assert ax.images[0].get_interpolation() == "nearest"
+        box = ax.get_window_extent()
+        x0, x1 = (int(v * 100 / fig.dpi) for v in (box.x0, box.x1))
+        y0, y1 = (picture.shape[0] - int(v * 100 / fig.dpi) for v in (box.y1, box.y0))
+        inside = picture[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3].reshape(-1, 1, 3)  # the frame's line left out
+        assert (inside == palette[None]).all(-1).any(-1).all()  # every pixel is a class's colour (or black)
+    swatches = pixels_at_100_dpi(show_class_colors(CLASS_NAMES)).reshape(-1, 3)
+    for name, color in zip(CLASS_NAMES, CLASS_COLORS, strict=True):
+        assert (swatches == color).all(1).sum() >= 400, name
+
+
 def test_show_class_colors_has_one_swatch_per_class():
     fig = show_class_colors(CLASS_NAMES)
     ax = fig.axes[0]

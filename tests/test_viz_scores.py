@@ -113,6 +113,8 @@ def test_confusion_matrix_normalises_rows_and_has_a_colour_bar():
     ax = plot_confusion_matrix(big, CLASS_NAMES).axes[0]  # 19 classes: only cells of 0.5 % or more, in %
     texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
     assert len(texts) == 20 and texts[(3, 5)] == "10" and texts[(3, 3)] == "90" and texts[(0, 0)] == "100"
+    assert min(t.get_fontsize() for t in ax.texts) >= 8  # readable at 100 dpi
+    assert ax.figure.get_figwidth() <= 9.5  # not shrunk to fit a page
 
 
 def test_class_frequencies_bars_in_class_colours_on_a_log_scale():

@@ -171,15 +171,24 @@ def show_cityscapes_predictions(
     )
     if preds.ndim == 4 and preds.shape[1] > 1:
         preds = preds.argmax(1)  # (B, C, H, W) logits -> (B, H, W) trainIds
-    fig, axes = grid_figure(len(images), 3, tile=(4.0, 2.2))
+    fig, axes = grid_figure(len(images), 3, tile=(3.0, 3.0 * images.shape[-2] / images.shape[-1] + 0.3))  # 9 in wide
     for row, (image, pred, target) in enumerate(zip(images, preds, targets, strict=True)):
         for col, (name, picture) in enumerate(
             (("image", image), ("prediction", colorize(pred)), ("ground truth", colorize(target)))
         ):
-            axes[row, col].imshow(to_display(picture))
+            # Nearest neighbour: smoothing a label map while enlarging it would blend two classes' colours.
+            axes[row, col].imshow(to_display(picture), interpolation="nearest")
             image_axis(axes[row, col], title=name if row == 0 else None)
     if class_names:
-        fig.legend(handles=_class_legend(class_names), loc="outside lower center", ncol=5, fontsize=8)
+        # Swatches 2.5 x 1.5 em: the inside of each (all but its antialiased edge) is exactly the class's colour.
+        fig.legend(
+            handles=_class_legend(class_names),
+            loc="outside lower center",
+            ncol=5,
+            fontsize=8,
+            handlelength=2.5,
+            handleheight=1.5,
+        )
     fig.suptitle(title)
     return fig
 
@@ -197,7 +206,7 @@ def show_class_colors(class_names: Sequence[str], title: str | None = None) -> F
     swatches = colorize(torch.arange(n).reshape(1, n))  # (3, 1, n): one pixel per class
     fig = new_figure((max(4.0, 0.5 * n), 2.2))
     ax = fig.subplots()
-    ax.imshow(to_display(swatches))
+    ax.imshow(to_display(swatches), interpolation="nearest")  # each swatch one flat colour, edge to edge
     ax.set_xticks(range(n), class_names, rotation=60, ha="right")
     ax.set_yticks([])
     ax.set_title(title or f"The {n} evaluated classes in their official colours (trainId 0 to {n - 1}, left to right)")
@@ -215,7 +224,7 @@ def show_label_map(image: torch.Tensor, labels: torch.Tensor, title: str = "A pi
     colors = colorize(labels)
     fig, axes = grid_figure(1, 2, tile=picture_tile(colors, width=4.5))
     for ax, picture, name in zip(axes[0], (image, colors), ("picture", "labels (black: ignored)"), strict=True):
-        ax.imshow(to_display(picture))
+        ax.imshow(to_display(picture), interpolation="nearest")  # the labels' colours unblended
         image_axis(ax, title=name)
     fig.suptitle(title)
     return fig
