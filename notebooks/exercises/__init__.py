@@ -3,7 +3,8 @@
 Each notebook has its module (``exercises.train_carvana``, ...). A check prints "right" with what the answer
 shows, or "not yet" with a hint, and returns True or False; an answer left as ``...`` is "not tried yet". Every
 solution (a collapsed cell under its exercise) ends with ``assert check_exercise_N(answer)``, so running the
-notebook checks the solutions, and ``tests/test_exercises.py`` checks that wrong answers are refused.
+notebook checks the solutions, ``tests/test_exercises_<notebook>.py`` checks that wrong answers are refused, and
+``tests/test_exercises.py`` that every exercise has its task, its check and its collapsed solution.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def plot_history(history: Sequence[Mapping[str, float]], title: str = "Training 
     panels = [(name, group) for name, group in groups.items() if group]
     if not panels:
         raise InputError("history: expected numeric values such as 'train_loss' in the per-epoch dicts")
-    fig, axes = grid_figure(1, len(panels), tile=(4.5, 3.5))
+    fig, axes = grid_figure(1, len(panels), tile=(3.2, 2.8))  # three panels: 9.6 in, about 960 px at 100 dpi
     for ax, (name, group) in zip(axes[0], panels, strict=True):
         for key, (xs, ys) in group.items():
             ax.plot(xs, ys, marker="o", markersize=3, label=key)
