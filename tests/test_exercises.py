@@ -46,9 +46,9 @@ def test_every_notebook_has_numbered_exercises_that_check_themselves(name):
         where = f"{name}, exercise {number}"
         assert "Expected" in task.source, f"{where}: the task states no expected outcome"
         assert attempt.cell_type == "code" and "answer = ..." in attempt.source, f"{where}: no cell to fill in"
-        assert attempt.source.rstrip().endswith(f"check_exercise_{number}(answer)") or re.search(
-            rf"check_exercise_{number}\(answer\b[^\n]*\)\s*$", attempt.source
-        ), f"{where}: the learner's cell does not end with its check"
+        assert re.search(rf"^check_exercise_{number}\(answer\b[^\n]*\)\s*$", attempt.source, re.MULTILINE), (
+            f"{where}: the learner's cell does not end with its check"
+        )
         assert solution.cell_type == "code" and "solution" in solution.metadata.get("tags", []), f"{where}: no solution"
         assert solution.metadata.get("jupyter", {}).get("source_hidden"), f"{where}: the solution is not collapsed"
         assert solution.source.startswith(SOLUTION_HEAD.format(number)), f"{where}: solution's first line"
