@@ -47,13 +47,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check unet_lib tests benchmarks notebooks/*.py notebooks/exercises
 
 ## notebooks: regenerate each .ipynb from its .py, execute it in quick mode and clean it (the committed outputs);
-## the kernel talks over local sockets and is stopped once every cell has run (an interrupt at its shutdown was logged as an error)
+## the kernel is stopped once every cell has run (an interrupt at a graceful shutdown is logged as an error)
 notebooks: $(STAMP)
 	for nb in $(NOTEBOOKS); do \
 		$(BIN)/jupytext --quiet --to ipynb notebooks/$$nb.py && \
 		UNET_QUICK=1 $(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False \
-			--KernelManager.transport=ipc --ExecutePreprocessor.shutdown_kernel=immediate notebooks/$$nb.ipynb && \
+			--ExecutePreprocessor.shutdown_kernel=immediate notebooks/$$nb.ipynb && \
 		$(BIN)/python .ci/clean_notebook.py notebooks/$$nb.ipynb || exit 1; \
 	done
 
