@@ -1,5 +1,6 @@
 """Small hand-made dataset trees, written with PIL directly (independently of unet_lib's generator)."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,9 @@ import pytest
 from PIL import Image
 
 from unet_lib.cli.cache import CACHE_ENV
+
+# The notebooks' exercise checks import as ``exercises``, as they do in a kernel started in notebooks/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
 
 
 def rle_by_hand(mask: np.ndarray) -> str:

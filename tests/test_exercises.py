@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import io
 import re
-import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -20,7 +19,7 @@ MIN_EXERCISES = 4
 TITLE = re.compile(r"^\*\*Exercise (\d+): .+\*\*", re.MULTILINE)
 SOLUTION_HEAD = "# Solution to exercise {}."
 
-sys.path.insert(0, str(NOTEBOOKS))
+
 verdict = importlib.import_module("exercises").verdict
 
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import io
-import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from exercises import inspect_layers as ex
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
-
-from exercises import inspect_layers as ex  # noqa: E402
-
-from unet_lib.inspect.interpret import without_skips  # noqa: E402
-from unet_lib.metrics import dice_per_image  # noqa: E402
-from unet_lib.model import UNet  # noqa: E402
+from unet_lib.inspect.interpret import without_skips
+from unet_lib.metrics import dice_per_image
+from unet_lib.model import UNet
 
 SIZE = (32, 48)
 

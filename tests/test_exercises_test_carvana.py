@@ -1,16 +1,9 @@
 """The checks of test_carvana's exercises refuse wrong answers, accept right ones computed here, and "..." is not tried."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
-
-from exercises.test_carvana import (  # noqa: E402
+from exercises.test_carvana import (
     check_exercise_1,
     check_exercise_2,
     check_exercise_3,
@@ -18,8 +11,9 @@ from exercises.test_carvana import (  # noqa: E402
     check_exercise_5,
     check_exercise_6,
 )
+from torch import nn
 
-from unet_lib.inspect.analysis import boundary_band  # noqa: E402
+from unet_lib.inspect.analysis import boundary_band
 
 
 def car_pair() -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,14 +1,8 @@
 """The checks of train_carvana's exercises: a right answer (computed here, independently) passes, a wrong one is
 refused with a hint, and ``...`` is "not tried yet"."""
 
-import sys
-from pathlib import Path
-
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
-
-from exercises.train_carvana import (  # noqa: E402
+from exercises.train_carvana import (
     check_exercise_1,
     check_exercise_2,
     check_exercise_3,

@@ -1,16 +1,10 @@
 """The checks of train_cityscapes' exercises: a right answer (computed here, independently) passes, a wrong one is
 refused with a hint, and ``...`` is "not tried yet"."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
-
-from exercises.train_cityscapes import (  # noqa: E402
+from exercises.train_cityscapes import (
     check_exercise_1,
     check_exercise_2,
     check_exercise_3,
@@ -19,7 +13,7 @@ from exercises.train_cityscapes import (  # noqa: E402
     check_exercise_6,
 )
 
-from unet_lib.data.cityscapes import CLASS_NAMES  # noqa: E402
+from unet_lib.data.cityscapes import CLASS_NAMES
 
 
 def refused(capsys, check, answer, *context, hint: str = "") -> None:
