@@ -130,7 +130,7 @@ from unet_lib.cli.carvana import mask_coverage
 from unet_lib.cli.demo import stack_dataset
 from unet_lib.cli.pictures import predict_items
 from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
-from unet_lib.cli.workspace import REAL_SIZES, carvana_dir, data_sizes, repo_root, shown
+from unet_lib.cli.workspace import carvana_dir, data_sizes, real_sizes, repo_root, shown
 from unet_lib.data import num_outputs
 from unet_lib.data.carvana import car_of
 from unet_lib.inspect.doctor import Doctor
@@ -150,7 +150,7 @@ if KEEP_FREED_MEMORY and device.type == "cpu":
 seed_everything(config.seed, threads=THREADS)
 runs = [
     data_sizes("carvana", QUICK),
-    ("the real Carvana training set (cited: 318 cars, 5,088 photos)", *REAL_SIZES["carvana"]),
+    real_sizes(config),  # split as this config splits it
 ]
 print(describe_profile(PROFILE, config, WHY, time_training_step(config, device), runs, QUICK))
 

@@ -100,7 +100,7 @@ from unet_lib.cli.cityscapes import OfficialScores, class_frequencies
 from unet_lib.cli.full_res import with_full_masks
 from unet_lib.cli.original import load_original
 from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
-from unet_lib.cli.workspace import REAL_SIZES, cityscapes_dir, data_sizes, shown
+from unet_lib.cli.workspace import cityscapes_dir, data_sizes, real_sizes, shown
 from unet_lib.data.check import DataReport, loss_weights
 from unet_lib.data.cityscapes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, TRAIN_CLASSES, label_to_train_lut
 from unet_lib.evaluation import predict_labels, predict_logits
@@ -121,7 +121,7 @@ from unet_lib.viz import (
 plt.rcParams["figure.dpi"] = 100  # 8 pt text is 11 pixels tall: readable at 100 % zoom
 device = pick_device(config.device)
 seed_everything(config.seed, threads=THREADS)
-runs = [data_sizes("cityscapes", QUICK), ("the real Cityscapes fine annotations (cited)", *REAL_SIZES["cityscapes"])]
+runs = [data_sizes("cityscapes", QUICK), real_sizes(config)]
 print(describe_profile(RECIPE, config, WHY, time_training_step(config, device), runs, QUICK))
 # Sample data is written now if absent; training runs on THREADS CPU threads.
 config = dataclasses.replace(config, data_dir=str(cityscapes_dir()), threads=THREADS)

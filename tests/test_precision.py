@@ -138,4 +138,4 @@ def test_the_run_length_and_on_a_long_cpu_run_the_recipe_that_fits():
         f" {format_duration(small)}"
     )
     short = Stopwatch(range(6), recipe("demo", device="cpu"), 2, 30).estimate(0.1)  # minutes: no pointer
-    assert short == "time: 0.10 s a step: about 1 s an epoch, 20 s for 30 epochs"
+    assert short == "time: 0.10 s a step: about 0.7 s an epoch, 20 s for 30 epochs"

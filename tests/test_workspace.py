@@ -63,8 +63,9 @@ def test_step_timing_predicts_a_run_from_its_steps():
     assert big.timed_batch == 1  # 4 x 256 x 384 pixels: timed on one picture and scaled by the batch
     text = profiles.describe_profile("quick", config, "a test", step, [("data/x", 40, 12)], quick=True)
     assert text.splitlines()[0] == "profile 'quick', the quick one: a test"
-    assert "5 epochs on data/x: 40 training + 12 validation pictures, about" in text
-    assert [profiles.format_duration(s) for s in (42, 300, 7200, 86400 * 3)] == ["42 s", "5.0 min", "2.0 h", "3.0 days"]
+    assert "5 epochs of this profile on data/x: 40 training + 12 validation pictures, about" in text
+    durations = [profiles.format_duration(s) for s in (0.43, 9.4, 42, 300, 7200, 86400 * 3)]
+    assert durations == ["0.4 s", "9.4 s", "42 s", "5.0 min", "2.0 h", "3.0 days"]
 
 
 def test_repo_root_is_found_from_a_notebook_folder(tmp_path, monkeypatch):
@@ -133,3 +134,10 @@ def test_repo_root_outside_the_repository_is_the_package_s_repository(tmp_path, 
     root = workspace.repo_root()
     assert (root / "unet_lib" / "cli" / "workspace.py").resolve() == Path(workspace.__file__).resolve()
     assert (root / "pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize(("share", "held_out"), [(0.2, 64), (0.34, 108)])
+def test_real_sizes_split_the_real_cars_as_the_config_does(share, held_out):
+    words, train, val = workspace.real_sizes(recipe("quick", val_fraction=share))
+    assert (train, val) == ((318 - held_out) * 16, held_out * 16) and f"{held_out} cars held out" in words
+    assert workspace.real_sizes(recipe("cityscapes-quick"))[1:] == (2975, 500)

@@ -77,7 +77,9 @@ def make_scheduler(
 
 
 def format_duration(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h`` or ``3.2 days``: the unit a person would say."""
+    """``0.4 s``, ``42 s``, ``3.5 min``, ``2.1 h`` or ``3.2 days``: the unit a person would say."""
+    if seconds < 9.5:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

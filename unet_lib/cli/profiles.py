@@ -125,7 +125,7 @@ def describe_profile(
     for data, num_train, num_val in runs:
         seconds = step.run_seconds(num_train, config.num_epochs, num_val)
         lines.append(
-            f"  {config.num_epochs} epochs on {data}: {num_train:,} training + {num_val:,} validation pictures,"
+            f"  {config.num_epochs} epochs of this profile on {data}: {num_train:,} training + {num_val:,} validation pictures,"
             f" about {format_duration(seconds)}"
         )
     lines.append("  (reading the pictures not counted: the first epoch also decodes every file)")

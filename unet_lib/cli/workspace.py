@@ -19,7 +19,10 @@ SAMPLE_CITYSCAPES_IMAGES = {True: 8, False: 24}  # quick mode? -> Cityscapes sam
 SAMPLE_SIZES = {("carvana", True): (4 * 16, 2 * 16), ("carvana", False): (6 * 16, 2 * 16)}
 SAMPLE_SIZES |= {("cityscapes", quick): (n, n) for quick, n in SAMPLE_CITYSCAPES_IMAGES.items()}
 # The real datasets (cited: Kaggle's Carvana training set, Cityscapes' gtFine train/val), as (train, val) images.
-REAL_SIZES = {"carvana": (254 * 16, 64 * 16), "cityscapes": (2975, 500)}  # carvana: 318 cars, 20 % of them held out
+# The real datasets (cited): Kaggle's Carvana training set, split by car as the config holds them out (16 photos a car),
+# and Cityscapes' gtFine train and val pictures, split as published.
+REAL_CARS = {"carvana": 318}
+REAL_PICTURES = {"cityscapes": (2975, 500)}
 
 
 def quick_mode() -> bool:
@@ -130,6 +133,19 @@ def carvana_checkpoint(quick: bool | None = None) -> Path:
     )
     train(dataclasses.replace(config, threads=1 if quick else None), out_dir)
     return out_dir / "best.pt"
+
+
+def real_sizes(config) -> tuple[str, int, int]:
+    """The real dataset a config names, in words, and its (training, validation) pictures as the config splits them
+    (Carvana: ``config.val_fraction`` of the cars held out, rounded to whole cars, as ``split_by_car`` does)."""
+    from unet_lib.data import DATASETS
+
+    if config.dataset not in REAL_CARS:
+        return f"the real {DATASETS[config.dataset].title} fine annotations (cited)", *REAL_PICTURES[config.dataset]
+    cars = REAL_CARS[config.dataset]
+    held_out = max(1, round(cars * config.val_fraction))
+    words = f"the real {DATASETS[config.dataset].title} training set (cited: {cars} cars, {cars * 16:,} photos; {held_out} cars held out)"
+    return words, (cars - held_out) * 16, held_out * 16
 
 
 def data_sizes(dataset: str, quick: bool | None = None) -> tuple[str, int, int]:
