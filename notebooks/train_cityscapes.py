@@ -96,7 +96,7 @@ from unet_lib import (
     train,
 )
 from unet_lib.checkpoint import new_run_dir
-from unet_lib.cli.cityscapes import OfficialScores, class_frequencies
+from unet_lib.cli.cityscapes import CATEGORY_NAMES, OfficialScores, class_frequencies
 from unet_lib.cli.full_res import with_full_masks
 from unet_lib.cli.original import load_original
 from unet_lib.cli.profiles import describe_profile, keep_freed_memory, time_training_step
@@ -127,6 +127,12 @@ print(describe_profile(RECIPE, config, WHY, time_training_step(config, device), 
 config = dataclasses.replace(config, data_dir=str(cityscapes_dir()), threads=THREADS)
 print(f"{shown(config.data_dir)}: {config.image_size[0]}x{config.image_size[1]} pictures, widths {config.features}")
 print(f"{config.num_epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, on {device}")
+
+# %% [markdown]
+# The times above are estimates from one timed training step on this machine. The line for the real
+# Cityscapes data keeps *this* profile's network, picture size and number of epochs and only changes the
+# number of pictures: in quick mode it is the small network at 64x128, not the full recipe, whose larger
+# network at 160x320 takes far longer per step.
 
 # %% [markdown]
 # ## The 19 classes
@@ -177,9 +183,12 @@ assert check_exercise_1(answer, pixels)
 # %% [markdown]
 # ## The data
 #
-# `build_datasets` reads the Cityscapes layout with `torchvision.datasets.Cityscapes`, maps labelIds
-# to trainIds and resizes each picture and its labels together (labels with nearest neighbour, so no
-# class is invented at the edges). Black pixels in the label map are the ignored ones.
+# `build_datasets` builds the project's own `CityscapesDataset` (in `unet_lib/data/cityscapes.py`, a
+# `PairDataset` like Carvana's), which reads the Cityscapes folder layout (`leftImg8bit/` photos,
+# `gtFine/` labels), maps labelIds to trainIds with the lookup table above and resizes each picture and
+# its labels together (labels with nearest neighbour, so no class is invented at the edges). From
+# torchvision it takes only the class table (`torchvision.datasets.Cityscapes.classes`: ids, trainIds,
+# colours). Black pixels in the label map are the ignored ones.
 
 # %%
 train_set, val_set = build_datasets(config)
@@ -273,6 +282,14 @@ ignored = np.mean([(train_set.read_labels(i) == IGNORE_INDEX).float().mean().ite
 print(f"ignored pixels in the training pictures: {ignored:.1%}")
 
 # %% [markdown]
+# The ignored share printed last is large: these are the pixels whose labelId is not one of the 19
+# evaluated classes (unlabelled, ego vehicle, parking, rail track, ..., the 255s of the lookup table).
+# Ignoring them means the loss is the mean over the *other* pixels only, the network gets no gradient
+# from them (whatever it predicts there is neither rewarded nor punished), and every score below, pixel
+# accuracy included, is a share of the labelled pixels: a pixel accuracy of 0.8 means 80 % of the
+# labelled pixels, not of the whole picture.
+
+# %% [markdown]
 # **Forget `ignore_index` and it fails loudly.** A plain cross-entropy is handed a label 255 where it
 # expects a class between 0 and 18, and refuses:
 
@@ -302,7 +319,9 @@ assert abs(uniform.item() - math.log(NUM_CLASSES)) < 1e-6
 # `unet_lib.inspect.lr_find`, the command line's `lr-find`) trains a *copy* of the fresh model for
 # 100 steps while the rate grows exponentially from $10^{-6}$ to 10, and records each step's loss
 # (and an exponential moving average of it, since one batch's loss is noisy). At tiny rates nothing
-# moves; then the loss falls, faster and faster; past some rate the steps overshoot and it shoots up.
+# moves; then the loss falls, faster and faster; past some rate the steps overshoot: the loss jumps
+# up and swings, and the sweep stops early if the smoothed loss passes 4 times its lowest (the cell
+# prints whether it did).
 # The rule it suggests by is fastai's: **a tenth of the rate where the smoothed loss was lowest**, a
 # rate that still learns fast but is well clear of the cliff.
 #
@@ -321,7 +340,9 @@ display(plot_lr_find(found))
 # **Reading the sweep.** The grey line is each step's loss, the blue one the smoothed loss; the green
 # dashed line is the suggestion, the orange dotted one the recipe's `lr`. The flat stretch on the left
 # is where the rate is too small to move the weights in 100 steps; the end on the right is where it is
-# too large. The recipe's `lr` is not a constant rate but the *peak* of a one-cycle schedule: training
+# too large. While the loss falls, the smoothed line sits *above* the grey one: a moving average mixes
+# in the older, higher losses, so it lags behind a falling loss (and behind a jump up, below it). The
+# cell below prints how the sweep ended at the largest rates. The recipe's `lr` is not a constant rate but the *peak* of a one-cycle schedule: training
 # warms up from a 25th of it, reaches it after 15 % of the steps (`WARMUP_SHARE` in
 # `unet_lib/training.py`) and then decays, so it need not equal a rate meant to be used constantly.
 # The finder is a guide, not an oracle: 100 steps on pictures without augmentation show how fast the
@@ -333,6 +354,17 @@ lrs, smoothed = np.array(found["lrs"]), np.array(found["smoothed"])
 at_recipe = smoothed[np.abs(np.log(lrs / found["config_lr"])).argmin()]  # the smoothed loss nearest the recipe's lr
 falling = at_recipe < 0.95 * smoothed[0]  # already 5 % below where the sweep started
 print(f"smoothed loss: {smoothed[0]:.3f} at the start, {at_recipe:.3f} at the recipe's lr, {smoothed.min():.3f} lowest")
+raw = np.array(found["losses"])
+lowest = int(smoothed.argmin())
+above = int((smoothed[1 : lowest + 1] > raw[1 : lowest + 1]).sum())
+print(f"up to the lowest point the smoothed loss lies above the step's loss at {above} of {lowest} steps")
+labelled_shares = frequencies[frequencies > 0]
+prior_loss = float(-(labelled_shares * np.log(labelled_shares)).sum())  # cost of predicting the class shares everywhere
+end_loss, peak_loss = smoothed[-1], raw[lowest:].max()
+print(
+    f"after the lowest point: the step's loss peaks at {peak_loss:.2f}; the sweep ends at {end_loss:.2f} (smoothed, lr"
+    f" {lrs[-1]:.0e}), against {smoothed[0]:.2f} at the start; the class shares everywhere would cost {prior_loss:.2f}"
+)
 display(
     Markdown(
         f"- The suggestion, {found['suggested_lr']:.1e}, is {found['suggested_lr'] / found['config_lr']:.1f} times the"
@@ -341,6 +373,19 @@ display(
             "- At the recipe's rate the sweep's loss was already falling, well before its lowest point: a safe peak."
             if falling and found["config_lr"] < found["lowest_loss_lr"]
             else "- The recipe's rate lies outside the stretch where the sweep's loss fell: worth trying the suggestion."
+        )
+        + f"\n- Past the lowest point the loss jumps (to {peak_loss:.2f} at one step) and swings; "
+        + (
+            f"then it settles at about {end_loss:.2f}, below where the sweep started but well above its lowest:"
+            " the huge steps wreck what the network had learnt"
+            + (
+                ", and it ends close to what an answer that ignores the picture costs, the class shares predicted"
+                f" on every pixel ({prior_loss:.2f})."
+                if abs(end_loss - prior_loss) < 0.15 * prior_loss
+                else "."
+            )
+            if end_loss < smoothed[0]
+            else f"it ends at {end_loss:.2f}, above where it started ({smoothed[0]:.2f}): the steps diverge."
         )
     )
 )
@@ -453,6 +498,13 @@ print("weighed most:", ", ".join(f"{CLASS_NAMES[i]} {weights[i]:.1f}" for i in b
 # its best first. When the training loss falls and the validation loss does not, the network is
 # learning its few training pictures by heart (*overfitting*): more data, or more augmentation, is the
 # cure.
+#
+# The validation loss and the mIoU need not move together. The loss is the mean cross-entropy over all
+# labelled pixels, so the big classes (road, building, vegetation) make most of it, and it also falls
+# when the network grows more *confident* where it is already right. The mIoU gives each class the same
+# weight, whatever its size, and only counts which class wins on each pixel. A network that gets surer
+# about road while losing the few pixels it had right of a small class lowers the loss and the mIoU at
+# once.
 
 # %%
 half = len(history) // 2
@@ -479,8 +531,15 @@ else:
     )
 display(
     Markdown(
-        f"- Epoch 1: training loss {history[0]['train_loss']:.2f}, against ln 19 = {math.log(NUM_CLASSES):.2f}.\n"
-        f"- From epoch {history[half]['epoch']} to {history[-1]['epoch']}: the training loss fell by {train_drop:.3f},"
+        f"- Epoch 1: training loss {history[0]['train_loss']:.2f}, against ln 19 = {math.log(NUM_CLASSES):.2f}"
+        + (
+            ": a little worse than a uniform guess. It is the average over the epoch's steps, and those start"
+            " from random weights, whose answers are not uniform and cost more than ln 19 (like the random logits"
+            " above), while the warm-up starts at a 25th of the peak rate, so the first steps barely move them.\n"
+            if history[0]["train_loss"] > math.log(NUM_CLASSES)
+            else ": already below a uniform guess, so the network learnt something within its first epoch.\n"
+        )
+        + f"- From epoch {history[half]['epoch']} to {history[-1]['epoch']}: the training loss fell by {train_drop:.3f},"
         f" the validation loss by {val_drop:.3f}"
         + (
             f": training learns its {len(train_set)} pictures by heart faster than it generalises."
@@ -489,7 +548,14 @@ display(
         )
         + f"\n- The best validation mIoU, {best['val_miou']:.3f}, came at epoch {best['epoch']} of {len(history)}"
         + (
-            ": the later epochs lowered the training loss without improving it."
+            (
+                f"; after it the validation loss still fell (from {best['val_loss']:.3f} to"
+                f" {history[-1]['val_loss']:.3f}) while the mIoU ended at {history[-1]['val_miou']:.3f}: the loss,"
+                " made mostly by the big classes and by confidence, kept improving, the mean over classes did not."
+                if history[-1]["val_loss"] < best["val_loss"]
+                else f"; after it the validation loss rose too (from {best['val_loss']:.3f} to"
+                f" {history[-1]['val_loss']:.3f}): the later epochs fitted the training pictures, not the validation ones."
+            )
             if best["epoch"] < len(history) - 2
             else "."
         )
@@ -546,7 +612,7 @@ share = (per_class[most_common] / per_class.sum()).item()
 # Every other class in the labels has TP = 0: IoU 0. Classes in neither labels nor prediction are left out.
 present = int(((per_class > 0) | (torch.arange(NUM_CLASSES) == most_common)).sum())
 answer = (share, share / present)
-print(f"pixel accuracy {answer[0]:.3f}, mIoU {answer[1]:.3f} ({present} classes present)")
+print(f"pixel accuracy {answer[0]:.3g}, mIoU {answer[1]:.3g} ({present} classes present)")
 assert check_exercise_4(answer, val_masks, most_common, NUM_CLASSES)
 
 # %%
@@ -674,12 +740,35 @@ assert check_exercise_6(answer, small)
 # labels' full resolution: `evaluate` with the metric `OfficialScores` (from `unet_lib.cli.cityscapes`)
 # upsamples the logits to each label file's size before the argmax (`with_full_masks` adds those labels
 # to the batches), counts the pixels in the same `ConfusionMatrix`, and also reports the mIoU over the 7
-# categories (flat, construction, object, nature, sky, human, vehicle), an easier score.
+# categories (flat, construction, object, nature, sky, human, vehicle), an easier score: the cell
+# below says why.
 
 # %%
 official = evaluate(model, with_full_masks(val_set, config.batch_size), [OfficialScores()])
 print(
     f"full resolution: mIoU {official['miou']:.3f}, category mIoU {official['category_miou']:.3f}, pixel accuracy {official['pixel_accuracy']:.3f}"
+)
+category_of = torch.tensor([CATEGORY_NAMES.index(c.category) for c in TRAIN_CLASSES])  # (19,) trainId -> category
+counts = torch.as_tensor(official["mat"]).double()  # (19, 19) [true, predicted]
+wrong = counts.sum() - counts.diag().sum()  # labelled pixels given a wrong class
+same = category_of[:, None] == category_of[None, :]  # (19, 19) True where both classes share a category
+within = (counts * same).sum() - counts.diag().sum()  # wrong class, right category
+print(f"{within / wrong:.0%} of the wrongly classed pixels got another class of the right category")
+print("category IoU:", ", ".join(f"{name} {v:.2f}" for name, v in official["category_iou"].items()))
+scored = {
+    "categories": sum(v > 0 for v in official["category_iou"].values()),
+    "classes": sum(v > 0 for v in official["iou"].values()),
+}
+display(
+    Markdown(
+        f"The category mIoU ({official['category_miou']:.3f}) is "
+        + ("higher than" if official["category_miou"] > official["miou"] else "not above")
+        + f" the class mIoU ({official['miou']:.3f}). It scores 7 groups instead of 19 classes, and a confusion"
+        " inside a category (a car taken for a truck or bus, a pole for a traffic sign, a person for a rider)"
+        f" counts as right: here {within / wrong:.0%} of the wrongly classed pixels. A category also scores above"
+        " 0 as soon as its pixels are given any of its classes: here"
+        f" {scored['categories']} of 7 categories score above 0, against {scored['classes']} of 19 classes."
+    )
 )
 
 # %% [markdown]
@@ -714,14 +803,18 @@ for c in torch.argsort(mat.sum(1), descending=True).tolist():
 #
 # Each row: the picture, the predicted classes, the ground truth, in the official colours. Black in
 # the ground truth is ignored; the prediction always names a class, even there. Some official colours
-# are dark and easy to mistake for that black; the cell names the darkest ones (by luminance,
-# $0.299R + 0.587G + 0.114B$, out of 255), and the legend names every colour.
+# are dark and easy to mistake for that black; the cell names those whose luminance,
+# $0.299R + 0.587G + 0.114B$ (out of 255: how bright a colour looks), is below 20, and the legend names
+# every colour.
 
 # %%
 luminance = np.array(CLASS_COLORS) @ np.array([0.299, 0.587, 0.114])  # (19,)
+DARK = 20  # out of 255: nearly black on a screen
 print(
-    "darkest official colours:",
-    ", ".join(f"{CLASS_NAMES[i]} {CLASS_COLORS[i]} ({luminance[i]:.0f})" for i in np.argsort(luminance)[:3]),
+    f"official colours with luminance below {DARK}:",
+    ", ".join(
+        f"{CLASS_NAMES[i]} {CLASS_COLORS[i]} ({luminance[i]:.0f})" for i in np.argsort(luminance) if luminance[i] < DARK
+    ),
 )
 images, masks = next(iter(val_loader))
 preds = predict_labels(predict_logits(model, images.to(device))).cpu()  # (B, H, W) trainIds
@@ -790,7 +883,8 @@ else:
 #   [cityscapesScripts](https://github.com/mcordts/cityscapesScripts) (the label definitions and the
 #   official evaluation this notebook's `OfficialScores` follows).
 # - PyTorch: [`nn.CrossEntropyLoss`](https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html)
-#   (`ignore_index`, `weight`) and [`torchvision.datasets.Cityscapes`](https://pytorch.org/vision/stable/generated/torchvision.datasets.Cityscapes.html).
+#   (`ignore_index`, `weight`), and [`torchvision.datasets.Cityscapes`](https://pytorch.org/vision/stable/generated/torchvision.datasets.Cityscapes.html),
+#   whose class table (ids, trainIds, colours) `unet_lib` uses.
 # - Leslie Smith, [Cyclical Learning Rates for Training Neural Networks](https://arxiv.org/abs/1506.01186)
 #   (the learning-rate range test that `lr_find` runs).
 #

@@ -67,6 +67,9 @@ def test_exercise_3_median_frequency_weights(capsys):
     refused(capsys, check_exercise_3, wrong, pixels, hint="median over the classes that have pixels")
     refused(capsys, check_exercise_3, [*right[:4], 1.0], pixels, hint="weight 0")
     refused(capsys, check_exercise_3, [1.0] * 5, pixels)
+    assert check_exercise_3([0.317, 0.633, 2.38, 9.5, 0], pixels)  # as the success message prints them
+    assert check_exercise_3([0.32, 0.63, 2.4, 9.5, 0], pixels)  # two significant figures
+    refused(capsys, check_exercise_3, [0.3, 0.6, 2, 9, 0], pixels, hint="rounded too coarsely")
 
 
 def test_exercise_4_one_class_everywhere(capsys):
@@ -76,6 +79,13 @@ def test_exercise_4_one_class_everywhere(capsys):
     refused(capsys, check_exercise_4, (0.5, 0.5 / 19), masks, 0, 19, hint="classes present")
     refused(capsys, check_exercise_4, (3 / 8, 0.5 / 3), masks, 0, 19, hint="pixel accuracy")
     refused(capsys, check_exercise_4, (0.5, 0.5), masks, 0, 19, hint="IoU 0")
+    # Every class present: 19 classes, class 0 on 20 of 38 pixels; dividing by 20 (255 counted as a class) is wrong.
+    every = torch.cat([torch.zeros(19, dtype=torch.long), torch.arange(19), torch.full((5,), 255)])[None, None]
+    share = 20 / 38
+    assert check_exercise_4((share, share / 19), every, 0, 19)
+    assert check_exercise_4((float(f"{share:.3g}"), float(f"{share / 19:.3g}")), every, 0, 19)  # 3 significant figures
+    refused(capsys, check_exercise_4, (share, share / 20), every, 0, 19, hint="255 is not a class")
+    refused(capsys, check_exercise_4, (share, 0.028), every, 0, 19, hint="3 significant figures")
     # A class absent from the labels but predicted everywhere is present too: accuracy 0, mIoU 0.
     assert check_exercise_4((0.0, 0.0), masks, 5, 19)
 
@@ -94,6 +104,7 @@ def test_exercise_6_miou_of_a_small_matrix(capsys):
     # IoU by hand: 50 / (55 + 65 - 50), 20 / (35 + 25 - 20), class 2 absent, 10 / (15 + 15 - 10).
     ious = [50 / 70, 20 / 40, 10 / 20]
     assert check_exercise_6(np.mean(ious), mat)
+    assert check_exercise_6(0.57, mat)  # two decimals
     refused(capsys, check_exercise_6, sum(ious) / 4, mat, hint="nanmean")
     refused(capsys, check_exercise_6, 80 / 105, mat, hint="pixel accuracy")
     refused(capsys, check_exercise_6, 0.9, mat, hint="row c's sum")

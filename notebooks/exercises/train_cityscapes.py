@@ -69,13 +69,15 @@ def check_exercise_3(answer, pixels: Sequence[int]) -> bool:
 
     def judge(answer):
         got = _numbers(answer, len(right))
-        if np.allclose(got, right, rtol=1e-3, atol=1e-6):
+        if np.allclose(got, right, rtol=0.02, atol=1e-3):  # right to 2-3 significant figures; the 0 exactly (or nearly)
             return None
         present = counts > 0
-        if not present.all() and np.allclose(got[present], np.median(freq) / freq[present], rtol=1e-3):
+        if not present.all() and np.allclose(got[present], np.median(freq) / freq[present], rtol=0.02):
             return "take the median over the classes that have pixels only (and give an absent class 0)"
-        if not np.all(got[counts == 0] == 0):
+        if not np.all(np.abs(got[counts == 0]) < 1e-3):
             return "a class without pixels gets weight 0 (there is nothing of it to weigh)"
+        if np.allclose(got, right, rtol=0.2, atol=1e-3):
+            return "close, but rounded too coarsely: give each weight to 2-3 significant figures"
         return "freq = pixels / total; weight = median(freq of the classes present) / freq"
 
     shown = ", ".join(f"{w:.3g}" for w in right)
@@ -93,18 +95,28 @@ def check_exercise_4(answer, masks: torch.Tensor, label: int, num_classes: int) 
     present = (counts > 0) | (np.arange(num_classes) == label)  # in the truth, or predicted
     miou = accuracy / present.sum()  # the class's IoU is its share; every other present class scores 0
 
+    def close(got: float, value: float, rel: float = 0.01) -> bool:
+        """Within ``rel`` of ``value`` (1 %: 3 significant figures pass, a wrong count of classes does not)."""
+        return math.isclose(got, value, rel_tol=rel, abs_tol=1e-6)
+
     def judge(answer):
         got_accuracy, got_miou = _numbers(answer, 2)
-        if math.isclose(got_accuracy, accuracy, abs_tol=1e-3) and math.isclose(got_miou, miou, abs_tol=1e-3):
+        if close(got_accuracy, accuracy) and close(got_miou, miou):
             return None
-        if not math.isclose(got_accuracy, accuracy, abs_tol=1e-3):
+        if not close(got_accuracy, accuracy):
+            if close(got_accuracy, accuracy, 0.05):
+                return "pixel accuracy: close, but give it to 3 significant figures"
             return "pixel accuracy: the share of the labelled pixels that are truly that class"
-        if math.isclose(got_miou, accuracy / num_classes, abs_tol=1e-4) and present.sum() != num_classes:
+        if close(got_miou, accuracy / num_classes) and present.sum() != num_classes:
             return "the mean is over the classes present (in truth or prediction), not all of them"
+        if close(got_miou, accuracy / (present.sum() + 1)):
+            return f"255 is not a class: divide by the {present.sum()} classes present, not {present.sum() + 1}"
+        if close(got_miou, miou, 0.03):
+            return "mIoU: close, but give it to 3 significant figures"
         return "the class's IoU equals its share (every pixel predicted as it); every other present class has IoU 0"
 
     return verdict(
-        4, answer, judge, f"pixel accuracy {accuracy:.3f}, mIoU {miou:.3f}: one class everywhere scores a poor mIoU."
+        4, answer, judge, f"pixel accuracy {accuracy:.3g}, mIoU {miou:.3g}: one class everywhere scores a poor mIoU."
     )
 
 
@@ -139,11 +151,11 @@ def check_exercise_6(answer, mat: torch.Tensor) -> bool:
 
     def judge(answer):
         got = float(answer)
-        if math.isclose(got, right, abs_tol=1e-3):
+        if math.isclose(got, right, abs_tol=0.005):  # two decimals are enough
             return None
-        if math.isclose(got, absent_as_zero, abs_tol=1e-3):
+        if math.isclose(got, absent_as_zero, abs_tol=0.005):
             return "a class with no pixel in truth or prediction has IoU 0/0: leave it out of the mean (nanmean)"
-        if math.isclose(got, accuracy, abs_tol=1e-3):
+        if math.isclose(got, accuracy, abs_tol=0.005):
             return "that is the pixel accuracy; the mIoU averages TP / (TP + FP + FN) over the classes"
         return "IoU of class c = mat[c, c] / (row c's sum + column c's sum - mat[c, c]); then the mean"
 
