@@ -76,6 +76,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from unet_lib import Scores, build_datasets, build_model, capture, evaluate, layer_names, model_from_checkpoint
 from unet_lib.cli.original import checkpoint_config
 from unet_lib.cli.workspace import carvana_checkpoint, carvana_dir, repo_root, shown
+from unet_lib.data.carvana import car_of
 from unet_lib.evaluation import predict_labels
 from unet_lib.inspect.interpret import effective_receptive_field, erf_size, grad_cam, receptive_fields, without_skips
 from unet_lib.metrics import dice_per_image
@@ -125,6 +126,7 @@ print(f"validation Dice stored in the checkpoint: {state['metrics'].get('val_dic
 print(
     f"{len(val_set)} validation pictures of {config.image_size[0]}x{config.image_size[1]}; images {tuple(images.shape)}"
 )
+print(f"the validation photos show {len({car_of(i) for i in val_set.ids})} held-out cars")
 print(f"the {NUM_SAMPLES} loaded: {', '.join(ids)}; photo {SAMPLE} ({ids[SAMPLE]}) is studied below")
 
 # %% [markdown]
@@ -205,8 +207,9 @@ assert torch.equal(acts["bottleneck"], traced)
 # %%
 grads = {}
 handle = model.bottleneck.register_full_backward_hook(lambda m, gin, gout: grads.update(out=gout[0].detach()))
-x = images[:1].clone().requires_grad_()  # the input needs a gradient for the hook to fire
-model(x).sum().backward()  # the score: the sum of the car logits over the picture
+# The photo needs no gradient: the layers before the bottleneck have weights that do, so the
+# backward pass runs through the bottleneck and calls the hook (grad_input holds its input's gradient).
+model(images[:1]).sum().backward()  # the score: the sum of the car logits over the picture
 handle.remove()
 model.zero_grad(set_to_none=True)
 print("gradient of the score with respect to the bottleneck's output:", tuple(grads["out"].shape))
@@ -235,7 +238,8 @@ for name in layer_names(original):
 # pictures of the size printed there. Without running the model, write the output shapes
 # `(B, C, H, W)` of `bottleneck` and of `ups.1` for one such picture, as a dict.
 # Expected: the bottleneck has twice the last width at 1/16 of H and W; `ups.1` has the second-to-last
-# width at 1/4 of H and W. The next cell prints every block's shape, so you can also look there after.
+# width at 1/4 of H and W. Section 2 below prints every block's shape for this checkpoint, so you can
+# compare there afterwards.
 
 # %%
 print("widths", model.arch["features"], "| picture", tuple(images.shape[-2:]))
@@ -266,11 +270,29 @@ with torch.inference_mode(), capture(model, blocks) as acts:
     logits = model(images)  # (N, 1, H, W)
 preds = predict_labels(logits, config.threshold)  # (N, H, W) in {0, 1}
 whole_u = {name: acts[name][SAMPLE] for name in blocks}
+print("block       size      | mean activation on the car / on the background: all channels, then CHANNELS")
 for name, act in whole_u.items():
-    print(f"{name:10s} {act.shape[0]:4d} channels at {act.shape[1]:3d}x{act.shape[2]:<3d}")
+    car_here = F.interpolate(masks[SAMPLE][None, None].float(), size=act.shape[1:], mode="area")[0, 0] > 0.5
+    ratios = [act.mean(0)] + [act[c] for c in CHANNELS]  # (h, w) maps
+    ratios = [m[car_here].mean().item() / max(m[~car_here].mean().item(), 1e-6) for m in ratios]
+    print(
+        f"{name:10s} {act.shape[0]:4d} x {act.shape[1]:3d}x{act.shape[2]:<3d} | "
+        + "  ".join(
+            f"{label} {r:5.2f}" for label, r in zip(["mean"] + [f"ch {c}" for c in CHANNELS], ratios, strict=True)
+        )
+    )
 show_activation_rows(whole_u, CHANNELS, title=f"Each block's output, photo {ids[SAMPLE]}", tile=1.6)
 
 # %% [markdown]
+# How to read the figure: the first encoder blocks still look like the photo (edges, the dark
+# windows and tyres, the floor), each channel a filtered copy of it. Deeper down the maps get coarse
+# and abstract: the bottleneck's few pixels say roughly *where* the car is, not what its outline
+# looks like. The decoder then draws the car's shape again at ever finer resolution, with the help
+# of the skips. A ratio above 1 in the printed table means the map is brighter on the car than on the
+# background, below 1 the reverse. Not every channel says "car": a decoder channel with a ratio below 1
+# lights up the *background* (a negative of the car), which is just as useful to the final 1x1
+# convolution, which weighs the channels and may subtract one of them.
+#
 # What all this computes: the photos loaded, each with the prediction painted red over it and the
 # reference outline in yellow, named by photo id with its Dice. A miss shows as yellow line without
 # red inside it, a false alarm as red beyond the line.
@@ -304,18 +326,32 @@ show_outlined_predictions(
 # printed numbers say how far training moved each layer's weights.
 
 # %%
-views = {}
+views, moved = {}, {}
 for layer in ("downs.1.conv.3", "ups.1.conv.3"):
     before, after = initial.get_submodule(layer).weight.detach(), model.get_submodule(layer).weight.detach()
-    moved = ((after - before).norm() / before.norm()).item()
-    print(f"{layer}: weights {tuple(after.shape)}, moved by {moved:.1%} of their initial size in training")
+    moved[layer] = ((after - before).norm() / before.norm()).item()
+    same_sign = ((after > 0) == (before > 0)).float().mean().item()
+    print(
+        f"{layer}: weights {tuple(after.shape)}, moved by {moved[layer]:.1%} of their initial size in training; "
+        f"{same_sign:.0%} of the weights kept their sign"
+    )
     views[f"{layer}[2]\nat init"], views[f"{layer}[2]\ntrained"] = before[2], after[2]
+print(f"the layer that moved more: {max(moved, key=moved.get)}")
 show_kernels(
     views,
     max_inputs=9,
     rows_per_scale=2,
     title="Filter 2 of each layer's second 3x3 convolution, first 9 inputs: one colour scale per before/after pair",
 )
+
+# %% [markdown]
+# How to read it: "moved by" is the size of the change (the norm of trained minus initial weights)
+# relative to the size of the initial weights. A share well below 100 % with most weights keeping
+# their sign means that training did not replace the random filters: it nudged them, and each
+# trained kernel still resembles its random start (compare each pair). This is usual for a short
+# training run: the network only needs to push the random filters part of the way to separate car
+# from background. The layer that moved more (printed) is the one whose filters training had to
+# reshape more; in the figure its pairs differ more visibly.
 
 # %% [markdown]
 # ## 4. Skip connections
@@ -361,6 +397,21 @@ for name, levels in ablations.items():
         dice[name] = evaluate(model, val_loader, [Scores(1, [config.threshold])], progress=False)["dice"]
     print(f"{name:18s} Dice {dice[name]:.4f}  ({dice[name] - dice['all skips']:+.4f})")
 assert not any(m._forward_pre_hooks for m in model.modules())  # the pre-hooks are gone again
+stored = state["metrics"].get("val_dice", float("nan"))
+print(
+    f"stored in the checkpoint {stored:.4f}, scored again here {dice['all skips']:.4f}: {dice['all skips'] - stored:+.4f}"
+)
+called_car = {}
+with torch.inference_mode():
+    for name, levels in (("all skips", ()), ("without any skip", tuple(range(depth)))):
+        with without_skips(model, levels):
+            called = [predict_labels(model(x), config.threshold).float().mean() for x, _ in val_loader]
+        called_car[name] = torch.stack(called).mean().item()
+car_share = torch.stack([m.float().mean() for _, m in val_loader]).mean().item()
+print(
+    f"share of pixels called car: {called_car['all skips']:.1%} with all skips, {called_car['without any skip']:.1%} without any skip"
+)
+print(f"(the car covers {car_share:.1%} of the pixels in the references)")
 
 # %%
 most = min(range(depth), key=lambda level: dice[f"without level {level}"])  # the costliest skip to lose
@@ -373,6 +424,24 @@ with torch.inference_mode():
             pred = predict_labels(model(images[SAMPLE : SAMPLE + 1]))  # (1, H, W)
         panels[f"{name} (Dice {dice_per_image(pred, masks[SAMPLE : SAMPLE + 1]).item():.3f})"] = pred[0]
 show_mask_panels(images[SAMPLE], panels | {"reference": masks[SAMPLE]}, title=f"Validation photo {ids[SAMPLE]}")
+
+# %% [markdown]
+# How to read the scores. The first line with all skips is the same validation set scored again:
+# the checkpoint stored its Dice during training, when the training loop scored under bf16
+# autocast (the precision it trained in), while this notebook scores in fp32; a few pixels close to
+# the threshold then land on the other side, so the two can differ in the last printed digit or so.
+#
+# Removing one skip: the printed differences are the cost of each level. On a validation set of
+# a few dozen photos of a couple of cars, a difference of a few thousandths either way is noise:
+# a skip whose removal leaves the Dice the same or even a little *higher* carries little the
+# decoder needs here, and the sign of such a small change can flip in another run. The levels whose
+# removal costs several hundredths are the ones the decoder relies on.
+#
+# Removing every skip is another matter: the decoder then gets nothing but the bottleneck's
+# upsampled maps, a situation it never saw in training, where the skips always carried half of
+# each decoder block's input. The printed share of pixels called car shows what it does then; where
+# that share is 0 %, it calls every pixel background, and a Dice of exactly 0 follows (no pixel is
+# right on the car). The network has not learnt to segment from the bottleneck alone.
 
 # %% [markdown]
 # **What `without_skips` does, written out.** Here is the U-Net's `forward` (as in `unet_lib/model.py`)
@@ -453,17 +522,42 @@ channel_weights = grad_A.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1)
 cam_by_hand = F.relu((channel_weights * kept["A"]).sum(dim=1)).detach()  # (1, h, w)
 torch.testing.assert_close(cam_by_hand, grad_cam(model, images[SAMPLE : SAMPLE + 1], layer))
 print(f"{layer}: A {tuple(kept['A'].shape)}, {channel_weights.numel()} channel weights, map {tuple(cam_by_hand.shape)}")
-print(f"channels with a positive weight: {(channel_weights > 0).sum().item()} of {channel_weights.numel()}")
+positive = channel_weights > 0
+print(f"channels with a positive weight: {positive.sum().item()} of {channel_weights.numel()}")
 print("the map by hand equals interpret.grad_cam's")
+
+# %% [markdown]
+# A positive weight means that more of this channel raises the car score, a negative one that it
+# lowers it. Only part of the channels get a positive weight (printed): the others are mostly the
+# "background" channels seen in section 2, bright where there is no car, and they *subtract* from the
+# sum. That is why the ReLU comes last: where the negative channels win, the place is evidence
+# against the car and the map shows 0 there.
 
 # %% [markdown]
 # The library's maps for three layers, from coarse to fine:
 
 # %%
 cams = {layer: grad_cam(model, images[SAMPLE : SAMPLE + 1], layer)[0] for layer in CAM_LAYERS}
+car_sample = masks[SAMPLE].bool()
+print(f"the car covers {car_sample.float().mean():.1%} of the photo")
 for layer, cam in cams.items():
-    print(f"{layer:10s} map {tuple(cam.shape)}, max {cam.max():.3g}")
+    heat = F.interpolate(cam[None, None], size=car_sample.shape, mode="bilinear", align_corners=False)[0, 0]
+    on_car = heat[car_sample].sum().item() / heat.sum().clamp(min=1e-12).item()
+    print(
+        f"{layer:10s} map {tuple(cam.shape)}, max {cam.max():.3g} (drawn upsampled: max {heat.max():.3g}); "
+        f"{on_car:.0%} of its weight on the car"
+    )
 show_heatmaps(images[SAMPLE], cams, title=f"Grad-CAM of the car logit, validation photo {ids[SAMPLE]}", tile=1.6)
+
+# %% [markdown]
+# How to read them: each colour bar belongs to its panel, since the three layers' maps have very
+# different ranges (one bottleneck cell feeds many output pixels, so the score's gradient with respect
+# to it, and with it the bottleneck's map, is larger). The figure draws each map upsampled bilinearly onto the photo,
+# which averages neighbouring cells: its colour bar tops out at the upsampled maximum (printed), a
+# little below the map's own maximum. A layer whose weight lies mostly on the car (compare the
+# printed share with the car's share of the photo) found the car itself to be the evidence for "car";
+# the bottleneck's map, a few cells for the whole photo (its shape printed), can only point at the
+# car's rough place and spills over onto the background around it.
 
 # %% [markdown]
 # **Where it is wrong.** The same score, summed only over a false-positive region (pixels called
@@ -491,30 +585,48 @@ if false_pos[worst].any():
         )
     )
     car, region = masks[worst].bool(), false_pos[worst]
-    print(f"share of the picture: false positives {region.float().mean():.1%}, car {car.float().mean():.1%}")
-    print("share of each map's weight:")
+    fp_area, car_area = region.float().mean().item(), car.float().mean().item()
+    print(f"share of the picture: false positives {fp_area:.1%}, car {car_area:.1%}")
+    print("share of each map's weight, and that share divided by the place's share of the picture:")
     for layer, cam in fp_cams.items():
         heat = F.interpolate(cam[None, None], size=car.shape, mode="bilinear", align_corners=False)[0, 0]
         heat = heat / heat.sum().clamp(min=1e-12)  # shares of the map's total weight
         shares = {"the false positives": heat[region].sum().item(), "the car": heat[car].sum().item()}
         shares["the rest of the background"] = 1 - sum(shares.values())
         main_place = max(shares, key=shares.get)
+        fp_ratio, car_ratio = shares["the false positives"] / fp_area, shares["the car"] / car_area
+        scale = car.shape[-1] // cam.shape[-1]  # 1/scale of the photo's resolution
         print(
-            f"{layer:10s} "
+            f"{layer:10s} (1/{scale} of the resolution) "
             + ", ".join(f"{share:.0%} on {where}" for where, share in shares.items())
             + f" -> mostly {main_place}"
         )
+        if fp_ratio >= car_ratio:
+            reading = "the false positives themselves look like car to this layer"
+        elif fp_ratio > 1:
+            reading = "its evidence is the car, and it spills onto the false positives next to the car"
+        else:
+            reading = "the false positives are not where this layer's evidence lies"
+        print(f"{'':10s} factor {fp_ratio:.1f} on the false positives, {car_ratio:.1f} on the car: {reading}")
 else:
     print("no false-positive pixels in these photos")
 
 # %% [markdown]
-# How to read these numbers: false positives usually lie in a thin band along the car's outline. A
-# map whose weight on the false positives is well above their share of the picture says that the
-# layer found car-like evidence in those background pixels themselves (a shadow, a dark floor next to
-# a dark tyre). Weight on the car means the network called the background car *because of the car
-# next to it*: the decoder spreads the car outward a few pixels, which is what a coarse layer at 1/16
-# or 1/4 of the resolution can do, and what the fine skip of level 0 is there to correct. A coarse
-# map (the bottleneck's, a few pixels wide) cannot tell the two apart; the finest layer can.
+# How to read these numbers: false positives usually lie in a thin band along the car's outline. The
+# rule: divide a place's share of a map's weight by its share of the picture (the printed factor); a
+# map spread evenly over the photo would give every place a factor 1. Three cases, and the cell
+# prints which one each layer shows:
+#
+# - the factor on the false positives is at least the car's: the layer found car-like evidence in
+#   those background pixels themselves (a shadow, a dark floor next to a dark tyre);
+# - it is above 1 but below the car's: the layer's evidence is the car, and because the false
+#   positives touch the car, the weight spills onto them. The network then called them car *because
+#   of the car next to them*: a layer at a coarser resolution (printed beside each name) cannot place
+#   the outline more finely than its own pixels, and the upsampled map blurs it further;
+# - it is 1 or below: the false positives are not where the layer's evidence lies.
+#
+# The bottleneck's map, a few pixels wide, is too coarse to tell the false positives from the car
+# beside them: whatever its factors, read it as "roughly where the car is".
 
 # %% [markdown]
 # ## 6. BatchNorm: train mode and eval mode
@@ -617,8 +729,8 @@ assert check_exercise_5(answer, x_ex, bn_ex)
 # ## 7. Receptive fields
 #
 # An output pixel can only depend on the input pixels its **receptive field** covers. Each 3x3
-# convolution widens it by 2 steps of the current resolution and each pooling doubles the step, so
-# it grows fast on the way down; the decoder's convolutions widen it a little more.
+# convolution widens it by 2 steps of the current resolution; each 2x2 pooling widens it by one step
+# (its window is 2 positions wide) and then doubles the step, so it grows fast on the way down; the decoder's convolutions widen it a little more.
 # `interpret.receptive_fields` walks the layers and gives the side, in input pixels, that one
 # position of each block sees; the output pixel sees what `ups.3` sees (`final_conv` is 1x1).
 #
@@ -648,11 +760,26 @@ assert check_exercise_6(answer)
 fields = receptive_fields(model)
 for name, size in fields.items():
     print(f"{name:10s} {size:4d} px")
+for before, after in zip(blocks[-len(model.ups) - 1 : -1], blocks[-len(model.ups) :], strict=True):
+    if fields[after] == fields[before]:
+        print(f"{after} sees as far as {before}: its convolutions add no further bottleneck position")
 side = fields[blocks[-1]]  # one output pixel's field
 for h, w in ((64, 96), (320, 480), (1280, 1918)):
     print(
         f"picture {h}x{w}: one output pixel sees {min(side / h, 1):.0%} of its height, {min(side / w, 1):.0%} of its width"
     )
+
+# %% [markdown]
+# Why a decoder block can print the same field as the one before it (here if the cell says so):
+# `receptive_fields` walks back from one position of the block to the input. A decoder block's
+# two 3x3 convolutions widen the window by 4 positions at its own resolution, but on the way back
+# each 2x2 transposed convolution with stride 2 turns `n` fine positions into at most `n // 2 + 1`
+# coarse ones (the largest over the ways the window can fall on the coarser grid; that worst case is
+# what is reported). The widening of a fine block is thus halved at every level on the way back, and
+# by the bottleneck it can round away: the last block then reaches no bottleneck position that the
+# block before did not, and the field in input pixels, set by the bottleneck positions reached, stays
+# the same. The numbers are properties of the layers alone: they are not capped by the picture's size,
+# which is why the cell compares them with several picture sizes.
 
 # %% [markdown]
 # The theoretical field is a limit; the **effective** receptive field is where the gradient of one
@@ -696,6 +823,16 @@ grown = sizes["after training"] / max(sizes["at initialisation"], 1)
 print(
     f"training made it {grown:.1f} times as wide; it is {sizes['after training'] / side:.0%} of the theoretical {side} px"
 )
+rows, cols = masks[SAMPLE].nonzero(as_tuple=True)
+car_h, car_w = (rows.max() - rows.min() + 1).item(), (cols.max() - cols.min() + 1).item()
+trained = sizes["after training"]
+if trained < min(car_h, car_w):
+    relation = "narrower than the car both ways"
+elif trained <= max(car_h, car_w):
+    relation = "between the car's height and width"
+else:
+    relation = "larger than the car both ways"
+print(f"the car is {car_h}x{car_w} px (height x width): the trained 90% square ({trained} px) is {relation}")
 for name, erf in erfs.items():
     near = erf[max(centre[0] - 2, 0) : centre[0] + 3, max(centre[1] - 2, 0) : centre[1] + 3].sum() / erf.sum()
     print(f"{name:18s} share of the gradient on the 5x5 pixels around the output pixel: {near:.0%}")
@@ -711,8 +848,12 @@ show_receptive_fields(
 # and spreads it: less of the gradient stays on the 5x5 pixels next to the output pixel. The
 # trained network has learned to use the deep path through the bottleneck, which brings in context
 # from farther away (is this pixel inside a car's body, or on the floor beside it?), while the
-# finest skip keeps the nearest pixels in charge of the exact edge. Still, a pixel of the mask is
-# decided by its neighbourhood, not by the whole car.
+# finest skip keeps the nearest pixels in charge of the exact edge. How far that context reaches,
+# compared with the car, is in the printed comparison of the 90 % square with the car's height and
+# width: where the square is narrower than the car both ways, a pixel of the mask is decided mostly
+# by a neighbourhood smaller than the car; where it lies between the car's height and width, or is
+# larger, the centre pixel draws on about a car's worth of the photo, still far less than the
+# theoretical field.
 
 # %% [markdown]
 # ## 8. Explore every layer
@@ -774,8 +915,8 @@ display(explorer.figure())
 
 # %% [markdown]
 # And Grad-CAM of `ups.1` for another sample (its title printed; section 5 drew such maps); then the
-# explorer goes back to the plain channel view of `downs.0`, the state the text at the top of this
-# section describes.
+# explorer goes back to the view it showed when it was created: sample 0, layer `downs.0`, the
+# channel view of channel 0 (the last line printed describes it).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -795,7 +936,7 @@ print(explorer.state()["label"])
 # epochs on 64x96 pictures of a few sample cars. Its maps are coarse (the bottleneck is 4x6 pixels);
 # a full-size network at 320x480 has a bottleneck of 20x30, and its skip connections carry far more
 # detail. The Dice drops without each skip (section 4) are measured on the held-out photos of only
-# two cars (the count is printed at the top): compare their order, not their decimals, and expect
+# a few cars (their number is printed at the top): compare their order, not their decimals, and expect
 # two levels that cost about the same to swap places in another run.
 #
 # ## Summary

@@ -58,7 +58,8 @@ def test_exercise_1_shapes(model):
     h, w = SIZE
     right = {"bottleneck": (1, 64, h // 16, w // 16), "ups.1": (1, 16, h // 4, w // 4)}  # widths (4, 8, 16, 32)
     assert said(ex.check_exercise_1, right, model, SIZE)[0]
-    assert "channels" in refused(ex.check_exercise_1, right | {"bottleneck": (1, 32, h // 16, w // 16)}, model, SIZE)
+    hint = refused(ex.check_exercise_1, right | {"bottleneck": (1, 32, h // 16, w // 16)}, model, SIZE)
+    assert "channels" in hint and "down block at the same resolution" in hint
     assert "H and W" in refused(ex.check_exercise_1, right | {"ups.1": (1, 16, h // 8, w // 8)}, model, SIZE)
     refused(ex.check_exercise_1, {"bottleneck": right["bottleneck"]}, model, SIZE)
 
@@ -92,6 +93,7 @@ def test_exercise_3_grad_cam_map():
         assert "ReLU" in refused(ex.check_exercise_3, raw, acts, grads)
     assert "MEAN" in refused(ex.check_exercise_3, 15 * raw.clamp(min=0), acts, grads)
     refused(ex.check_exercise_3, torch.zeros(1, 3, 5) - 1, acts, grads)
+    assert "shape" in refused(ex.check_exercise_3, raw.clamp(min=0)[0], acts, grads)  # (3, 5), not (1, 3, 5)
 
 
 def test_exercise_4_train_and_eval_mode_differ(model):

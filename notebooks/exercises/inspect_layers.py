@@ -46,7 +46,8 @@ def check_exercise_1(answer, model: nn.Module, size: tuple[int, int]) -> bool:
                 return f"{name}: a shape has four numbers, (B, C, H, W)"
             if got[1] != right[1]:
                 return (
-                    f"{name}: check the channels; the bottleneck doubles the last width, each ups block has its level's"
+                    f"{name}: check the channels; the bottleneck has twice the last width, "
+                    "and each ups block has the width of the down block at the same resolution"
                 )
             if got[2:] != right[2:]:
                 return f"{name}: check H and W; each pooling halves them, each upconv doubles them"
@@ -123,7 +124,11 @@ def check_exercise_3(answer, acts: torch.Tensor, grads: torch.Tensor) -> bool:
     pointwise = (grads.double() * acts.double()).sum(1).clamp(min=0)
 
     def judge(answer):
-        got = torch.as_tensor(answer).detach().double().reshape(right.shape)
+        got = torch.as_tensor(answer).detach().double()
+        if tuple(got.shape) != tuple(right.shape):
+            return (
+                f"the map has the shape (B, h, w) = {tuple(right.shape)}, not {tuple(got.shape)}: sum over dim=1 only"
+            )
         if torch.allclose(got, right, rtol=1e-4, atol=1e-6):
             return None
         if torch.allclose(got, no_relu, rtol=1e-4, atol=1e-6):
