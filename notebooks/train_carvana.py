@@ -39,8 +39,8 @@
 # outputs are a quick run.
 #
 # **Precision, and the numbers you will get.** fp32 stores each number in 32 bits; bf16 in 16, with
-# fp32's range but only about 3 significant digits, and a processor that computes it directly does so
-# about twice as fast. `unet_lib.Precision.choose` (the command line's `--amp`) picks for this machine:
+# fp32's range but only 8 significant bits (2 to 3 decimal digits), and a processor that computes it
+# directly does so about twice as fast. `unet_lib.Precision.choose` (the command line's `--amp`) picks for this machine:
 # *bf16 autocast* (`torch.autocast` runs the convolutions in bf16; weights, losses and scores stay fp32)
 # with *channels_last* (a memory layout, channels innermost, in which those convolutions run fastest)
 # where the processor has bf16 instructions (a CPU with `avx512_bf16`, `amx_bf16` or Arm's `bf16`, or a
@@ -50,14 +50,14 @@
 #
 # Your numbers will differ a little from the committed ones. On one machine, with the same thread
 # count, the same seed gives the same run, bit for bit; another processor rounds differently, and a
-# tiny difference in one step changes every step after it. Measured on an earlier, 4-car version of the sample data (cited): a
-# run in fp32 reached a best validation Dice of 0.9515 where the same run in bf16 on the same machine
-# reached 0.9527 (`ONEDNN_MAX_CPU_ISA=AVX2`, an environment variable, hides the bf16 instructions from
-# PyTorch), with the early epochs further apart (epoch 2: 0.240 instead of 0.299); and a re-run on
-# another machine ended at 0.9522 where the committed run had 0.9515. On the present 6-car sample,
-# bf16 and fp32 on one machine reached 0.9425 and 0.9468 (cited, measured). `make test` runs this
-# notebook again and accepts its Dice within 0.01 of the committed one (`tests/notebook_numbers.py`);
-# a curve, a picture or a count may move more.
+# tiny difference in one step changes every step after it. Measured on an earlier, 4-car version of
+# the sample data (cited): a run in fp32 reached a best validation Dice of 0.9515 where the same run in
+# bf16 on the same machine reached 0.9527 (`ONEDNN_MAX_CPU_ISA=AVX2`, an environment variable, hides the
+# bf16 instructions from PyTorch), with the early epochs further apart (epoch 2: a Dice of 0.240 in
+# fp32, 0.299 in bf16); and a re-run on another machine ended at 0.9522 where the committed run had
+# 0.9515. On the present 6-car sample, bf16 and fp32 on one machine reached 0.9425 and 0.9468 (cited,
+# measured). `make test` runs this notebook again and accepts its Dice within 0.01 of the committed
+# one (`tests/notebook_numbers.py`); a curve, a picture or a count may move more.
 
 # %% tags=["parameters"]
 import dataclasses
@@ -153,6 +153,13 @@ runs = [
     real_sizes(config),  # split as this config splits it
 ]
 print(describe_profile(PROFILE, config, WHY, time_training_step(config, device), runs, QUICK))
+
+# %% [markdown]
+# The cell timed one training step of *this profile's* network on *this profile's* picture size, and
+# scaled it to the pictures and epochs of each line. So both estimates are for this profile: the
+# line for the real Carvana training set says how long this same network at this same picture size
+# would take on those photos (split by car as the config splits them), not how long the full
+# profile's larger network at 320x480 takes.
 
 # %% [markdown]
 # ## 1. The data
@@ -722,6 +729,7 @@ loss = loss_fn(logits, masks)  # 2. one number for the whole batch
 optimizer.zero_grad()
 loss.backward()  # 3. d loss / d weight for every weight, in .grad
 optimizer.step()  # 4. move every weight a small step against its gradient
+fresh_loss = loss.item()  # the untrained network's loss on this batch (compared with a broken run below)
 with torch.no_grad():
     loss_after = loss_fn(model(images), masks)
 print(f"batch of {len(images)}: loss {loss.item():.4f} before the step, {loss_after.item():.4f} after")
@@ -834,11 +842,26 @@ print(
 #
 # After every epoch `fit` calls `on_epoch_end(history)` with the rows so far. Here it does two things:
 # redraws the curves (`LiveHistory`), and asks the **training doctor** (`unet_lib.inspect.doctor.Doctor`,
-# which `python -m unet_lib train` always runs) what the history shows. After the first epoch and after
-# the last, the doctor looks for the usual troubles: a loss that is not finite, jumps, rises or stays
-# flat over the first steps (the rate), a validation loss many times the training loss (BatchNorm thrown
-# off), predictions all background, overfitting. It prints one line per finding, with what to try, and
+# which `python -m unet_lib train` always runs) what the history shows. It judges twice:
+#
+# - **after the first epoch**: the first steps' losses (not finite, jumping, rising or flat: a sign of
+#   the learning rate), and a validation loss many times the training loss (BatchNorm's statistics
+#   thrown off);
+# - **after the last epoch**: those two again, and what only a finished run can show: predictions all
+#   one class in the last epoch (no pixel called car, or every pixel), overfitting (the validation loss
+#   rising for epochs while the training loss falls), and a training loss flat over the whole run.
+#   (With more than two classes, `train` itself also names the classes never predicted right.)
+#
+# So a first epoch that calls no pixel car is *not* a finding: it is common while the rate is still
+# warming up, and most runs move on. The doctor prints one line per finding, with what to try, and
 # **nothing at all when nothing went wrong**; the cell says which it was.
+#
+# The figure is drawn once, under the first epoch's line, and then redrawn in place after every epoch:
+# the saved notebook shows the curves after the last epoch. Its learning-rate panel plots, for each
+# epoch, the rate as the history stores it: the rate at the *start* of that epoch, so epoch 1's point
+# is the warm-up's small starting rate. The schedule figure above is drawn step by step, and its peak,
+# at the end of the warm-up, falls inside an epoch; in the panel the highest point is the first epoch
+# that starts after that peak.
 
 # %%
 run_dir = new_run_dir(repo_root() / "models" / "notebooks" / "carvana")
@@ -884,15 +907,36 @@ with tempfile.TemporaryDirectory() as bad_dir, contextlib.redirect_stdout(io.Str
 for row in bad_history:
     print(
         f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4g},"
-        f" val Dice {row['val_dice']:.3f}"
+        f" val Dice {row['val_dice']:.3f}, val recall {row['val_recall']:.3f}"
     )
 print("\n".join(bad_said))  # each line as the doctor wrote it: "doctor: ..."
 assert bad_said, "the doctor found nothing wrong with lr 1.0"
+bad_last = bad_history[-1]
+if bad_last["val_recall"] < 0.01:  # (almost) no pixel called car
+    size = "about what" if bad_last["val_loss"] < 2 * fresh_loss else "far more than"
+    print(
+        f"epoch {bad_last['epoch']}: val loss {bad_last['val_loss']:.3f}, {size} the untrained network paid on one"
+        f" batch in section 4 ({fresh_loss:.3f}), yet recall {bad_last['val_recall']:.3f}: (almost) no pixel called car"
+    )
 
 # %% [markdown]
-# At that rate the weights are thrown far off in the first steps. The doctor names what the history
-# shows (the lines above) and what to try, here a lower rate. The same findings come from
-# `python -m unet_lib doctor RUN_DIR` for a finished run, which reads its `history.json`.
+# At that rate the weights are thrown far off in the first steps. Read the doctor's lines in order.
+# What it says about epoch 1 names the cause, the rate (a rate far too high throws the losses or
+# BatchNorm's running statistics off), and its advice, a lower `--lr`, is the fix. A line about the
+# last epoch reads a *symptom* at the end of the run, and its advice is what usually cures that
+# symptom on its own: "no pixel is called car" is most often a small object drowned in background,
+# hence `--class-weights` or more epochs. After a first line that blames the rate, such a line is the
+# same broken rate showing once more, and those remedies would not help. The doctor reads the
+# history, not the cause behind it: when it says several things, fix the first.
+#
+# How can a validation loss look ordinary while the Dice is 0? The loss averages over pixels and is
+# smooth in the probabilities: a network that gives every pixel a low-to-middling probability of car
+# is right about the background, which is most of the picture, and pays a moderate BCE plus a Dice
+# term near 1. The Dice asks only whether a pixel's probability crosses 0.5, and where none does (the
+# recall column: 0 means no car pixel found) no pixel is called car and the Dice is 0. When the last
+# epoch ends that way, the cell's last line compares its validation loss with what the untrained
+# network paid in section 4. The same findings come from `python -m unet_lib doctor RUN_DIR` for a
+# finished run, which reads its `history.json`.
 #
 # **Reading the curves** of the real run. The cell below reads them for you: where the validation pixel
 # accuracy sat below the all-background answer, and where precision and recall disagreed most. Early
@@ -956,6 +1000,13 @@ print(
 )
 for name in ("dice", "pixel_accuracy", "precision", "recall", "iou", "loss"):
     print(f"  {name:15s} {metrics[name]:.4f}")
+if best_state["epoch"] < len(history):
+    print(
+        f"the last epoch's Dice was {history[-1]['val_dice']:.4f}: best.pt kept epoch {best_state['epoch']}, the best,"
+        " and last.pt the last"
+    )
+else:
+    print("the last epoch was the best: best.pt and last.pt hold the same weights")
 
 baseline_limit = 128  # baselines hold the pictures in memory: a sample is enough for a reference point
 _, train_masks = stack_dataset(plain_train, limit=baseline_limit)
@@ -966,14 +1017,28 @@ print("baselines (mean per-image Dice):")
 print(f"  average training mask          {average_mask:.4f}")
 print(f"  best global threshold          {threshold_baseline['dice']:.4f}   ({threshold_baseline['feature']})")
 better_baseline = max(average_mask, threshold_baseline["dice"])
+if threshold_baseline["dice"] < average_mask:
+    print("the threshold, though chosen on these very pictures, scores below the average mask")
+else:
+    print("the threshold, chosen on these very pictures, scores above the average mask")
 print(f"the network's Dice minus the better baseline's: {metrics['dice'] - better_baseline:+.4f}")
 shipped = dataclasses.replace(recipe(PROFILE), num_workers=config.num_workers, threads=THREADS, data_dir=str(data_dir))
 if QUICK and config == shipped:  # the recipe as shipped: a floor with room for other CPUs, well above the baselines
     assert metrics["dice"] > 0.85 and metrics["dice"] > average_mask, (metrics, average_mask)
 
 # %% [markdown]
-# The last line compares the network with the better baseline: above it, the network has learnt more
-# than where cars usually are and how bright they are.
+# **Reading the baselines.** "Flattered" means the threshold had an unfair advantage (its value was
+# picked to suit the validation pictures), not that it scores well. Brightness or colour distance
+# from the studio background is a weak clue: windows, tyres and shadows are dark, a white or grey car
+# looks like the background, so one threshold misses parts of the car and takes parts of the
+# background. The average mask knows where a car usually stands in the frame, a strong clue on a
+# turntable, where every car stands in about the same place. The line above the last says which of
+# the two did better here. The last line compares the network with the better baseline: above it,
+# the network has learnt more than where cars usually are and how bright they are.
+#
+# The first lines also say which epoch `best.pt` holds. `fit` saves `best.pt` only when the
+# validation Dice improves, so a last epoch that scored a little lower leaves the best one in place;
+# the line under the scores compares the two.
 #
 # **Why the loss stays high while the Dice is high.** The loss of a well-trained model should be near
 # 0 (the original project's best ended at 0.0100, cited), but the one printed above is not. The cell
@@ -1087,6 +1152,11 @@ assert unet_lib_cli(["check-data", str(mine), "--quiet"]) == 2  # 2: the data ca
 # `check-data` reports what it finds and every problem that would spoil a long run (masks of the wrong
 # size, smoothed masks, labels beyond the classes, pictures without masks), and a short training run
 # follows, with the same flags.
+#
+# One line needs a word: `pos_weight` is the weight BCE would give each car pixel so that car and
+# background count alike in the loss: the background pixels divided by the car pixels of the masks
+# (the shares on the `class pixels` line just above it in the output). `train` uses it only with `--class-weights
+# median-frequency`; the run below does not.
 
 # %%
 layout_flags = ["--images", "train", "--masks", "trainannot", "--val-images", "val", "--val-masks", "valannot"]
@@ -1140,10 +1210,34 @@ print(
 # The run folder holds `best.pt` (the best validation Dice), `last.pt` (the last epoch; `train(config,
 # folder, resume=True)` or `python -m unet_lib train --resume --out <folder>` continues from it) and
 # `history.json`. Checkpoints are plain dicts loaded with `weights_only=True`.
+#
+# A checkpoint is larger than the weights alone: to resume, it also keeps the optimizer's state
+# (Adam and AdamW keep two running averages for every parameter, so twice the weights again), the
+# schedule's position, the history and the config. The cell weighs each part of `best.pt`.
+
 
 # %%
+def tensor_bytes(value) -> int:
+    """The bytes of every tensor inside a checkpoint entry (dicts and lists searched through)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(tensor_bytes(v) for v in value)
+    return 0
+
+
 for path in sorted(run_dir.iterdir()):
     print(f"{shown(path)}  {path.stat().st_size / 1e6:.1f} MB")
+saved = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+print(f"best.pt, by part ({count_parameters(best_model):,} parameters, 4 bytes each in fp32):")
+rest = [key for key, value in saved.items() if not tensor_bytes(value)]  # plain values: numbers, text, lists
+for key in (key for key in saved if key not in rest):
+    print(f"  {key:10s} {tensor_bytes(saved[key]) / 1e6:5.1f} MB of tensors")
+text = len(json.dumps({key: saved[key] for key in rest}, default=str))
+print(f"  the rest   {text / 1e3:5.1f} kB, measured as JSON ({', '.join(rest)})")
+del saved
 
 # %% [markdown]
 # ## Summary

@@ -101,11 +101,23 @@ def test_exercise_5_dice_by_hand(capsys):
     refused(capsys, check_exercise_5, lambda p, t: torch.where(dice(p, t) == 1, 0.0, dice(p, t)), hint="empty")
     refused(capsys, check_exercise_5, lambda p, t: (p == t).float().mean(dim=(1, 2)), hint="2 TP")
 
+    def pooled(pred, target):  # all pixels of all pictures together, one Dice repeated for each picture
+        tp, wrong = (pred.bool() & target.bool()).sum(), (pred.bool() != target.bool()).sum()
+        return (2 * tp / (2 * tp + wrong)).float().expand(len(pred))
+
+    refused(capsys, check_exercise_5, pooled, hint="one Dice per picture: sum")
+    refused(capsys, check_exercise_5, lambda p, t: pooled(p, t)[0], hint="pooled Dice")
+
 
 def test_exercise_6_a_tenth_of_the_lowest_loss_rate(capsys):
     found = {"lrs": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "smoothed": [1.3, 1.1, 0.8, 0.5, 2.0]}
     assert check_exercise_6(1e-2, found)  # lowest at 1e-1: a tenth
     assert check_exercise_6(5e-3, found)  # within a factor of 3
-    capsys.readouterr()
+    assert "1/2.0 of the rule's 1.0e-02" in capsys.readouterr().out
+    assert check_exercise_6(2.8e-2, found)  # right, and the message says how far off
+    assert "2.8x the rule's 1.0e-02" in capsys.readouterr().out
+    assert check_exercise_6(1e-2, found)
+    assert "the rule's 1.0e-02 itself" in capsys.readouterr().out
+    refused(capsys, check_exercise_6, 0.0, found, hint="lowest")
     refused(capsys, check_exercise_6, 1e-1, found, hint="a tenth of it")
     refused(capsys, check_exercise_6, 1e-4, found, hint="lowest")

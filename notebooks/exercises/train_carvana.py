@@ -129,9 +129,17 @@ def check_exercise_5(answer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     pred[4], target[4] = False, False  # nothing to find, nothing found
     pred[5] = False  # a car missed entirely
 
+    tp, wrong = (pred & target).sum().item(), (pred != target).sum().item()
+    pooled = 2 * tp / (2 * tp + wrong)  # all pixels of all pictures together: one Dice for the batch
+
     def judge(answer) -> str | None:
         got = torch.as_tensor(answer(pred.long(), target.long())).float()
         expected = dice_per_image(pred, target)
+        if got.numel() > 0 and torch.allclose(got, torch.full_like(got, pooled), atol=1e-6):
+            return (
+                "that is the pooled Dice, all pixels of all pictures counted together: one Dice per picture: sum"
+                " TP, FP and FN over H and W only (dim=(1, 2)), then 2 TP / (2 TP + FP + FN) for each picture"
+            )
         if got.shape != expected.shape:
             return f"expected one Dice per picture, shape {tuple(expected.shape)}, got {tuple(got.shape)}"
         if torch.isnan(got[4]) or not math.isclose(got[4].item(), 1.0, abs_tol=1e-6):
@@ -156,5 +164,20 @@ def check_exercise_6(answer, found: dict) -> bool:
             return "that is about where the smoothed loss is lowest: the rule takes a tenth of it"
         return "find the rate where the smoothed loss is lowest, then take a tenth of it"
 
-    right = f"a tenth of {found['lrs'][lowest]:.1e}, where the smoothed loss was lowest, is {expected:.1e}"
+    try:  # the message for a right answer: how far it is from the rule's value
+        ratio = float(answer) / expected
+    except (TypeError, ValueError):  # not a number (or not tried yet): judge says so, and this is not printed
+        ratio = 1.0
+    if not (ratio > 0 and math.isfinite(ratio)):  # refused by judge: the message is not printed
+        ratio = 1.0
+    if math.isclose(ratio, 1.0, rel_tol=0.05):
+        off = f"the rule's {expected:.1e} itself"
+    elif ratio > 1:
+        off = f"{ratio:.1f}x the rule's {expected:.1e}"
+    else:
+        off = f"1/{1 / ratio:.1f} of the rule's {expected:.1e}"
+    right = (
+        f"your rate is {off} (a tenth of {found['lrs'][lowest]:.1e}, where the smoothed loss was lowest):"
+        " within the factor of 3 a sweep's reading allows"
+    )
     return verdict(6, answer, judge, right)
