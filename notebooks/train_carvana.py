@@ -646,9 +646,10 @@ print(f"  pooled Dice      {2 * tp / (2 * tp + fp + fn):.4f}   2*7 / (2*7 + 4 + 
 
 # %% [markdown]
 # **Dice is F1, and IoU follows from Dice.** Dice is the harmonic mean of precision and recall (the
-# F1 score), and $\text{IoU} = D / (2 - D)$ for the same pixels, so the two always rank models alike.
-# Both identities hold per picture and for pooled counts, checked here on picture 0 (precision 7/10,
-# recall 7/8). The `iou` that `evaluate` prints is pooled over all validation pixels while its `dice`
+# F1 score), and $\text{IoU} = D / (2 - D)$ for the same pixels: on one picture, or on counts pooled
+# over many, the two rank models alike. Averaged over pictures they can disagree (Dice 1.0 and 0.5
+# average 0.75, their IoUs 1 and 0.33 average 0.67; Dice 0.76 twice averages 0.76, IoU 0.61). Both
+# identities are checked here on picture 0 (precision 7/10, recall 7/8). The `iou` that `evaluate` prints is pooled over all validation pixels while its `dice`
 # is a mean over pictures, so the printed pair need not satisfy $D / (2 - D)$ exactly.
 
 # %%
@@ -714,8 +715,10 @@ assert check_exercise_5(answer)
 # %% [markdown]
 # ## 4. Training
 #
-# **One step, written out.** Everything `fit` does per batch is these four lines: a forward pass, the
-# loss, the gradients by backpropagation, and the optimizer's update. Run on one batch, the loss on
+# **One step, written out.** The heart of what `fit` does per batch is these four lines: a forward
+# pass, the loss, the gradients by backpropagation, and the optimizer's update. Around them,
+# `train_one_epoch` moves each batch to the device and steps the learning-rate schedule after it, and
+# `train_step` runs the forward pass under autocast (bf16 where the processor computes it). Run on one batch, the loss on
 # that same batch goes down.
 
 # %%
@@ -1247,8 +1250,9 @@ del saved
 # - A U-Net halves the picture and grows it back, with skip connections carrying the detail across;
 #   its transposed convolutions stamp a learnt kernel per pixel. Written out in a few dozen lines, it
 #   gives the library's output exactly.
-# - The loss must be smooth (BCE, soft Dice); the metrics count pixels (Dice = F1, IoU = D/(2-D)),
-#   per picture and then averaged.
+# - The loss must be smooth (BCE, soft Dice); the metrics count pixels (Dice = F1, IoU = D/(2-D)):
+#   Dice per picture and then averaged (Kaggle's rule), IoU, precision, recall and pixel accuracy
+#   pooled over all pixels.
 # - `train(config, out_dir)` is the whole run; each of its steps is the four lines of section 4. A
 #   learning-rate sweep (`train(config, probe=lr_find)`) shows the useful range of rates, and the
 #   doctor reads a run's history for what went wrong.

@@ -129,7 +129,10 @@ print(f"{shown(config.data_dir)}: {config.image_size[0]}x{config.image_size[1]} 
 print(f"{config.num_epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, on {device}")
 
 # %% [markdown]
-# The times above are estimates from one timed training step on this machine. The line for the real
+# The times above are estimates from one training step timed on random pictures already in memory: the
+# training below also reads and decodes the pictures, validates after every epoch and shares the CPU
+# with whatever else runs, so its own time line (printed as it starts) is the one to trust, and it may
+# be a few times longer. The line for the real
 # Cityscapes data keeps *this* profile's network, picture size and number of epochs and only changes the
 # number of pictures: in quick mode it is the small network at 64x128, not the full recipe, whose larger
 # network at 160x320 takes far longer per step.
@@ -331,7 +334,7 @@ assert abs(uniform.item() - math.log(NUM_CLASSES)) < 1e-6
 
 # %%
 found = train(config, probe=lr_find)
-print(f"{len(found['lrs'])} steps; stopped after {found['stopped']}")
+print(f"{len(found['lrs'])} steps taken; why the sweep ended: {found['stopped']}")
 print(f"lowest smoothed loss {min(found['smoothed']):.3f} at lr {found['lowest_loss_lr']:.1e}")
 print(f"suggested ({found['rule']}): {found['suggested_lr']:.1e}; the recipe's lr: {found['config_lr']:.1e}")
 display(plot_lr_find(found))
@@ -817,7 +820,7 @@ print(
     ),
 )
 images, masks = next(iter(val_loader))
-preds = predict_labels(predict_logits(model, images.to(device))).cpu()  # (B, H, W) trainIds
+preds = predict_labels(predict_logits(model, images.to(device), amp_dtype=precision.dtype)).cpu()  # (B, H, W) trainIds
 show_cityscapes_predictions(images, preds, masks, class_names=CLASS_NAMES, max_samples=2)
 
 # %% [markdown]
@@ -842,8 +845,8 @@ else:
 # %% [markdown]
 # ### Reading quick-mode numbers
 #
-# Quick mode trains a small network for a few minutes on 8 sample pictures at 64x128; on the real data
-# the full profile trains the original's 31 M-parameter network at 160x320 on 2,975 pictures (cited).
+# Quick mode trains a small network for well under a minute (the training cell prints how long) on 8
+# sample pictures at 64x128; on the real data the full profile trains the original's 31 M-parameter network at 160x320 on 2,975 pictures (cited).
 # The original project reported **86.7 % pixel accuracy** on Cityscapes (cited from its README; its
 # mIoU code was lost). The quick run's many classes at IoU 0 are what a few pictures at 64x128 give:
 # the big classes (road, building, sky, vegetation) carry the pixel accuracy, and the mean over 19

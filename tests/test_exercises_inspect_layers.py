@@ -81,6 +81,8 @@ def test_exercise_2_the_costliest_skip(model):
     assert said(ex.check_exercise_2, worst, model, loader, threshold)[0]
     refused(ex.check_exercise_2, best, model, loader, threshold)
     refused(ex.check_exercise_2, 7, model, loader, threshold)
+    for not_an_int in (str(worst), worst + 0.9):  # the right level, but not written as an int
+        assert "as an int" in refused(ex.check_exercise_2, not_an_int, model, loader, threshold)
 
 
 def test_exercise_3_grad_cam_map():
@@ -128,3 +130,5 @@ def test_exercise_6_receptive_field():
     assert said(ex.check_exercise_6, field)[0]
     for wrong in (7, 5, 8):
         refused(ex.check_exercise_6, wrong)
+    for not_an_int in (field + 0.9, str(field), True):
+        assert "int" in refused(ex.check_exercise_6, not_an_int)

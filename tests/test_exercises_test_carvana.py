@@ -83,6 +83,23 @@ def test_exercise_3(capsys):
     assert "higher mean Dice" in capsys.readouterr().out
 
 
+def test_exercise_3_refuses_the_threshold_chosen_on_the_second_car(capsys):
+    """Two cars whose best thresholds differ: the second car's own best threshold, measured on it, is refused."""
+    masks = torch.zeros(4, 1, 10, dtype=torch.long)
+    masks[..., :5] = 1
+    probs = torch.zeros(4, 1, 10)
+    probs[:2, 0, :5] = 0.3  # car a: its car pixels at 0.3, background at 0: best below 0.3
+    probs[:2, 0, 5:] = 0.0
+    probs[2:, 0, :5] = 0.9  # car b: car pixels at 0.9, background at 0.5: best between 0.5 and 0.9
+    probs[2:, 0, 5:] = 0.5
+    cars, thresholds = ["a", "a", "b", "b"], [0.2, 0.4, 0.6, 0.8]
+    # car a is best at 0.2 (Dice 1); car b at 0.6 (Dice 1), where car a scores 0
+    assert check_exercise_3((0.2, 2 * 5 / (10 + 5)), probs, masks, cars, thresholds)  # at 0.2 car b calls all car
+    assert "0.60" in capsys.readouterr().out  # the message names car b's own best
+    assert not check_exercise_3((0.6, 1.0), probs, masks, cars, thresholds)
+    assert "best threshold of car b itself" in capsys.readouterr().out
+
+
 class Lopsided(nn.Module):
     """A 'network' whose logit grows from left to right: mirroring changes its prediction."""
 
@@ -129,6 +146,14 @@ def test_exercise_6(capsys):
     spread = 1.96 * diff.std(ddof=1)
     assert not check_exercise_6((diff.mean() - spread, diff.mean() + spread), a, b)
     assert "s / sqrt(N)" in capsys.readouterr().out
+    population = 1.96 * diff.std(ddof=0) / len(diff) ** 0.5
+    assert not check_exercise_6((diff.mean() - population, diff.mean() + population), a, b)
+    assert "N - 1" in capsys.readouterr().out
+    bootstrap = (diff.mean() - half * 1.01, diff.mean() + half * 0.98)  # a resampled interval: close, not equal
+    assert not check_exercise_6(bootstrap, a, b, bootstrap)
+    assert "bootstrap's ends" in capsys.readouterr().out
+    assert check_exercise_6((diff.mean() - half, diff.mean() + half), a, b, bootstrap)
+    assert "nearly agree" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("band", [1, 3])

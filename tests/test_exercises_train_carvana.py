@@ -121,3 +121,4 @@ def test_exercise_6_a_tenth_of_the_lowest_loss_rate(capsys):
     refused(capsys, check_exercise_6, 0.0, found, hint="lowest")
     refused(capsys, check_exercise_6, 1e-1, found, hint="a tenth of it")
     refused(capsys, check_exercise_6, 1e-4, found, hint="lowest")
+    refused(capsys, check_exercise_6, "1e-2", found, hint="as a number")  # the right rate, as text

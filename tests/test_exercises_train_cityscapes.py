@@ -55,6 +55,9 @@ def test_exercise_2_the_loss_over_the_labelled_pixels_only(capsys):
     assert check_exercise_2(losses.mean().item(), logits, target)
     refused(capsys, check_exercise_2, losses.sum().item() / 4, logits, target, hint="divided by every pixel")
     refused(capsys, check_exercise_2, 0.5, logits, target, hint="labelled pixels only")
+    right = losses.mean().item()
+    assert check_exercise_2(float(f"{right:.2g}"), logits, target)  # rounded to 2 figures: still right
+    refused(capsys, check_exercise_2, float(f"{right:.2g}") + 0.01, logits, target, hint="labelled pixels only")
 
 
 def test_exercise_3_median_frequency_weights(capsys):

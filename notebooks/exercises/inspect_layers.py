@@ -99,7 +99,9 @@ def check_exercise_2(answer, model: nn.Module, loader: Iterable, threshold: floa
     lowest = min(dice.values())
 
     def judge(answer):
-        got = int(answer)
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            return f"write the level as an int, one of {sorted(dice)}, not {answer!r}"
+        got = answer
         if got not in dice:
             return f"a level is one of {sorted(dice)} (0 is downs.0's full-resolution skip)"
         if dice[got] <= lowest + 1e-3:  # a tie within 0.001 Dice: either level is right
@@ -216,7 +218,9 @@ def check_exercise_6(answer) -> bool:
     before_pool = _field_by_gradient([conv(), conv()])
 
     def judge(answer):
-        got = int(answer)
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            return f"a receptive field is a whole number of input pixels: write it as an int, not {answer!r}"
+        got = answer
         if got == right:
             return None
         if got == before_pool + 2:

@@ -105,30 +105,39 @@ def check_exercise_3(
     ``thresholds``) and the mean Dice it gives on the second car. ``probs`` [N, H, W], ``cars`` the car of each."""
     names = sorted(set(cars), key=list(cars).index)  # in order of appearance
     pick = torch.tensor([c == names[0] for c in cars])
-    chosen = {t: mean_dice_at(probs[pick], masks[pick], t) for t in thresholds}
-    best = max(chosen.values())
+    on_first = {t: mean_dice_at(probs[pick], masks[pick], t) for t in thresholds}
+    on_second = {t: mean_dice_at(probs[~pick], masks[~pick], t) for t in thresholds}
+    best_first, best_second = max(on_first.values()), max(on_second.values())
+    chosen = min(t for t in thresholds if on_first[t] >= best_first - 1e-9)  # the lower one on ties, as the sweep
+    own = min(t for t in thresholds if on_second[t] >= best_second - 1e-9)  # the second car's own best
+    honest = on_second[chosen]
 
     def judge(answer) -> str | None:
         threshold, dice = float(answer[0]), float(answer[1])
-        if not any(abs(threshold - t) < 1e-9 for t in thresholds):
+        nearest = min(thresholds, key=lambda t: abs(t - threshold))
+        if abs(nearest - threshold) > 1e-9:
             return f"choose among the sweep's thresholds {min(thresholds):.2f} .. {max(thresholds):.2f}"
-        if chosen[min(thresholds, key=lambda t: abs(t - threshold))] < best - 1e-3:
+        if on_first[nearest] < best_first - 1e-6:
+            if own != chosen and abs(nearest - own) < 1e-9:
+                return f"{own:.2f} is the best threshold of car {names[1]} itself: choose it on car {names[0]}"
             return f"on car {names[0]}, another threshold gives a higher mean Dice: take the best one there"
-        measured = mean_dice_at(probs[~pick], masks[~pick], threshold)
-        if abs(dice - mean_dice_at(probs[pick], masks[pick], threshold)) < 1e-4 < abs(dice - measured):
+        if abs(dice - on_first[nearest]) < 1e-4 < abs(dice - on_second[nearest]):
             return f"that is the Dice on car {names[0]}, where you chose; measure it on car {names[1]}"
-        if abs(dice - measured) > 2e-3:
+        if abs(dice - on_second[nearest]) > 1e-4:
             return f"the mean of the per-photo Dice of car {names[1]}'s photos at your threshold"
         return None
 
-    chosen_best = min(t for t in thresholds if chosen[t] == best)  # the lower one on ties, as the sweep does
-    flattered = max(mean_dice_at(probs[~pick], masks[~pick], t) for t in thresholds)
-    honest = mean_dice_at(probs[~pick], masks[~pick], chosen_best)
-    right = (
-        f"chosen on car {names[0]} ({chosen_best:.2f}), the threshold gives car {names[1]} a mean Dice {honest:.4f};"
-        f" its own best threshold would give {flattered:.4f}: choosing on the photos you report would flatter"
-        f" the score by {flattered - honest:.4f}"
-    )
+    if own == chosen:
+        meaning = (
+            f" both cars are best at {chosen:.2f}, so choosing on car {names[1]} itself would give the same score:"
+            " on these photos the choice does not overfit"
+        )
+    else:
+        meaning = (
+            f" its own best threshold, {own:.2f}, would give {best_second:.4f}: choosing on the photos you report"
+            f" would flatter the score by {best_second - honest:.4f}"
+        )
+    right = f"chosen on car {names[0]} ({chosen:.2f}), the threshold gives car {names[1]} a mean Dice {honest:.4f};{meaning}"
     return verdict(3, answer, judge, right)
 
 
@@ -189,24 +198,38 @@ def check_exercise_5(answer, intervals: Sequence[tuple[float, float]]) -> bool:
     return verdict(5, answer, judge, right)
 
 
-def check_exercise_6(answer, a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Exercise 6: the normal approximation of the 95 % interval of the mean of ``b - a``: mean ± 1.96 s / sqrt(N)."""
+def check_exercise_6(answer, a: torch.Tensor, b: torch.Tensor, bootstrap: tuple[float, float] | None = None) -> bool:
+    """Exercise 6: the normal approximation of the 95 % interval of the mean of ``b - a``: mean ± 1.96 s / sqrt(N),
+    to 6 decimals. ``bootstrap``: the bootstrap interval printed in the notebook, refused as an answer."""
     diff = (b.double() - a.double()).tolist()
     n = len(diff)
     mean = sum(diff) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in diff) / (n - 1))  # the sample standard deviation
     expected = (mean - 1.96 * sd / math.sqrt(n), mean + 1.96 * sd / math.sqrt(n))
+    population = math.sqrt(sum((d - mean) ** 2 for d in diff) / n)
+
+    def close(pair, target, tolerance=1e-6) -> bool:
+        return abs(pair[0] - target[0]) < tolerance and abs(pair[1] - target[1]) < tolerance
 
     def judge(answer) -> str | None:
-        low, high = float(answer[0]), float(answer[1])
-        scale = max(abs(expected[1] - expected[0]), 1e-9)
-        if abs(low - expected[0]) < 0.01 * scale and abs(high - expected[1]) < 0.01 * scale:
+        pair = (float(answer[0]), float(answer[1]))
+        if close(pair, expected):
             return None
-        if abs(high - low - 2 * 1.96 * sd) < 0.02 * scale + 1e-9:
+        if bootstrap is not None and close(pair, tuple(map(float, bootstrap)), 1e-6):
+            return "those are the bootstrap's ends; compute the formula from the differences: mean ± 1.96 s / sqrt(N)"
+        if close(pair, (mean - 1.96 * sd, mean + 1.96 * sd), 1e-6):
             return "that interval uses the spread of the differences; the mean's spread is s / sqrt(N)"
-        if low > high:
+        if close(pair, (mean - 1.96 * population / math.sqrt(n), mean + 1.96 * population / math.sqrt(n))):
+            return "s is the sample standard deviation, divided by N - 1 (as torch's .std() does), not by N"
+        if pair[0] > pair[1]:
             return "give (low, high)"
         return "mean ± 1.96 * s / sqrt(N), with s the standard deviation of the N differences"
 
-    right = f"[{expected[0]:+.4f}, {expected[1]:+.4f}]: compare it with the bootstrap interval above, which assumes no bell curve"
+    right = f"[{expected[0]:+.4f}, {expected[1]:+.4f}] (standard error {sd / math.sqrt(n):.4f})"
+    if bootstrap is not None:
+        apart = max(abs(float(bootstrap[0]) - expected[0]), abs(float(bootstrap[1]) - expected[1]))
+        agree = (
+            "nearly agree" if apart < 0.25 * (expected[1] - expected[0]) / 2 else "differ: the differences are skewed"
+        )
+        right += f"; the bootstrap gave [{bootstrap[0]:+.4f}, {bootstrap[1]:+.4f}]: the two {agree}"
     return verdict(6, answer, judge, right)

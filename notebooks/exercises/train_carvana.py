@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -157,6 +158,8 @@ def check_exercise_6(answer, found: dict) -> bool:
     expected = found["lrs"][lowest] / 10
 
     def judge(answer) -> str | None:
+        if not isinstance(answer, numbers.Real) or isinstance(answer, bool):
+            return f"write the rate as a number, e.g. 1e-3, not {answer!r}"
         ratio = float(answer) / expected
         if 1 / 3 <= ratio <= 3:
             return None

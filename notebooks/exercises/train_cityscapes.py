@@ -52,7 +52,8 @@ def check_exercise_2(answer, logits: torch.Tensor, target: torch.Tensor) -> bool
 
     def judge(answer):
         got = float(answer)
-        if math.isclose(got, right, abs_tol=1e-3):
+        rounded = [float(f"{right:.{digits}g}") for digits in (2, 3, 4)]  # the right loss rounded to 2-4 figures
+        if math.isclose(got, right, abs_tol=1e-3) or any(math.isclose(got, r, rel_tol=1e-9) for r in rounded):
             return None
         if math.isclose(got, over_all, abs_tol=1e-3):
             return "you divided by every pixel; the mean is over the labelled pixels only"
