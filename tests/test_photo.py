@@ -157,7 +157,7 @@ def test_figure_has_three_titled_panels_and_a_0_to_1_colour_bar(model, photo_pat
     assert len(panels) == 3 and len(fig.axes) == 4  # three pictures and the colour bar
     titles = [ax.get_title() for ax in panels]
     assert titles == tool.state()["titles"]
-    assert titles[0] == f"photo ({W}x{H})" and "P(car) > 0.30" in titles[1] and titles[2].startswith(PROB_LABEL)
+    assert titles[0] == f"photo ({H}x{W})" and "P(car) > 0.30" in titles[1] and titles[2].startswith(PROB_LABEL)
     prob_image = panels[2].images[0]
     assert prob_image.get_clim() == (0, 1) and prob_image.colorbar.ax.get_ylabel() == PROB_LABEL
     np.testing.assert_allclose(prob_image.get_array(), tool.probability.numpy())
@@ -208,3 +208,28 @@ def test_show_photo_prediction_paints_car_pixels_red(no_pyplot_figures):
     assert "30.0% of pixels" in fig.axes[1].get_title()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")  # draws without error
+
+
+def test_the_tool_predicts_in_the_precision_it_is_given(photo_path, model, monkeypatch):
+    """``amp_dtype`` reaches ``predict_logits`` (the default stays fp32)."""
+    import unet_lib.viz.photo_widget as photo_widget
+
+    seen = []
+    real = photo_widget.predict_logits
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("amp_dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(photo_widget, "predict_logits", spy)
+    PhotoPredictor(model, SIZE).load_path(photo_path)
+    PhotoPredictor(model, SIZE, amp_dtype=torch.bfloat16).load_path(photo_path)
+    assert seen == [None, torch.bfloat16]
+
+
+def test_the_tool_shows_its_figure_as_one_png_output(photo_path, model):
+    tool = PhotoPredictor(model, SIZE)
+    tool.load_path(photo_path)
+    (output,) = tool.output.outputs
+    assert output["output_type"] == "display_data" and output["data"]["image/png"].startswith("iVBOR")  # a PNG
+    assert "(HxW)" in tool.state()["label"]

@@ -151,3 +151,21 @@ def test_mask_coverage_reads_every_mask(carvana_tree):
     shutil.copy(dataset.image_path(0), carvana_tree / "test" / "x_01.jpg")
     with pytest.raises(InputError, match="test split has no masks"):
         mask_coverage(CarvanaDataset(carvana_tree, "test"))
+
+
+def test_predict_items_predicts_in_the_precision_it_is_given(data, monkeypatch):
+    """``amp_dtype`` reaches ``predict_logits``, so that figures show the predictions the scores were counted on."""
+    import unet_lib.cli.pictures as pictures
+
+    images, masks, _ = data
+    seen = []
+    real = pictures.predict_logits
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("amp_dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pictures, "predict_logits", spy)
+    predict_items(channel_zero_model(), TensorDataset(images, masks), [0])
+    predict_items(channel_zero_model(), TensorDataset(images, masks), [0], amp_dtype=torch.bfloat16)
+    assert seen == [None, torch.bfloat16]

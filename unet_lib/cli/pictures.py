@@ -134,7 +134,11 @@ def predict_file(
 
 
 def predict_items(
-    model: nn.Module, dataset: Sequence, indices: Sequence[int], tta: bool = False
+    model: nn.Module,
+    dataset: Sequence,
+    indices: Sequence[int],
+    tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Predict a few items of a dataset, for figures.
 
@@ -143,6 +147,8 @@ def predict_items(
         dataset: Items ``(image, mask)`` or images alone (a test split).
         indices: Which items.
         tta: Average with the prediction on the horizontally flipped images.
+        amp_dtype: Autocast in this dtype (None: fp32), as ``predict_logits``; pass the precision the model is
+            scored in elsewhere (``Precision.dtype``) so that the figures show the same predictions.
 
     Returns:
         ``(images [K, 3, H, W], car probabilities [K, 1, H, W], masks [K, H, W] or None)`` on the CPU.
@@ -153,7 +159,7 @@ def predict_items(
     with_masks = isinstance(items[0], (tuple, list))
     images = torch.stack([item[0] if with_masks else item for item in items])
     device = next(model.parameters()).device
-    probs = predict_logits(model, images.to(device), tta=tta).sigmoid().cpu()  # (K, 1, H, W)
+    probs = predict_logits(model, images.to(device), tta=tta, amp_dtype=amp_dtype).sigmoid().cpu()  # (K, 1, H, W)
     masks = torch.stack([item[1] for item in items]) if with_masks else None
     return images, probs, masks
 

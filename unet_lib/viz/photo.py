@@ -46,18 +46,18 @@ def car_mask(prob: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def panel_titles(photo: torch.Tensor, prediction: torch.Tensor, threshold: float = 0.5) -> list[str]:
-    """The titles of the three panels of :func:`show_photo_prediction`, e.g. ``"photo (1918x1280)"``.
+    """The titles of the three panels of :func:`show_photo_prediction`, e.g. ``"photo (1280x1918)"``.
 
-    Sizes are written width x height, as image programs do.
+    Sizes are written height x width, as ``--size`` and the rest of the project take them.
     """
     prediction = check_prediction(photo, prediction)
     height, width = prediction.shape
     if not prediction.is_floating_point():
         classes = len(prediction.unique())
-        return [f"photo ({width}x{height})", "classes painted over the photo", f"label map: {classes} classes present"]
+        return [f"photo ({height}x{width})", "classes painted over the photo", f"label map: {classes} classes present"]
     share = car_mask(prediction, threshold).float().mean().item()
     return [
-        f"photo ({width}x{height})",
+        f"photo ({height}x{width})",
         f"predicted car, {PROB_LABEL} > {threshold:.2f}: {share:.1%} of pixels",
         f"{PROB_LABEL}, the probability of car",
     ]

@@ -4,6 +4,7 @@ network at the picture's own resolution and shows the prediction, with a thresho
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import warnings
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
-from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 from torch import nn
@@ -52,7 +52,9 @@ def decode_image(name: str, data: bytes) -> torch.Tensor:
     return rgb_tensor(image)
 
 
-def photo_logits(model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta: bool = False) -> torch.Tensor:
+def photo_logits(
+    model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta: bool = False, amp_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """The model's logits for one picture at the picture's own resolution, as ``predict_full_res`` makes them.
 
     The photo is resized to the network's ``size`` (antialiased), predicted, and the logits are
@@ -63,13 +65,34 @@ def photo_logits(model: nn.Module, photo: torch.Tensor, size: Sequence[int], tta
         photo: uint8 [3, H, W].
         size: ``(h, w)`` the network was trained at.
         tta: Average with the prediction on the mirrored photo.
+        amp_dtype: Autocast in this dtype (None: fp32), as ``predict_logits``.
 
     Returns:
         float32 logits [C, H, W] on the CPU.
     """
     small, _ = resize_pair(photo, None, tuple(size))
     batch = (small.float() / 255).unsqueeze(0).to(next(model.parameters()).device)  # (1, 3, h, w) in [0, 1]
-    return predict_logits(model, batch, out_size=tuple(photo.shape[-2:]), tta=tta)[0].cpu()  # (C, H, W)
+    return predict_logits(model, batch, out_size=tuple(photo.shape[-2:]), tta=tta, amp_dtype=amp_dtype)[
+        0
+    ].cpu()  # (C, H, W)
+
+
+def figure_output(fig: Figure, name: str | None = None) -> dict:
+    """A figure as one ``display_data`` output (PNG) for ``widgets.Output.outputs``.
+
+    The tool sets its Output widget's ``outputs`` directly instead of displaying inside ``with output:``:
+    capturing a display sends the notebook client a change of the widget's ``msg_id`` before and after it,
+    and under ``nbconvert --execute`` on a loaded machine the client then at times missed the cell's
+    execute reply until the cell's timeout (forever without one). Setting ``outputs`` is one plain state update.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")  # as the inline backend shows a figure
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {
+        "output_type": "display_data",
+        "data": {"image/png": png, "text/plain": f"<figure of {name}>"},
+        "metadata": {},
+    }
 
 
 class PhotoPredictor:
@@ -81,6 +104,8 @@ class PhotoPredictor:
             back to the picture's own size.
         threshold: Starting value of the slider: a pixel is car when P(car) exceeds it.
         tta: Start with test-time augmentation (the mean with the mirrored photo's prediction) on.
+        amp_dtype: Predict under autocast in this dtype (None: fp32), e.g. the ``Precision.dtype`` the model is
+            scored in elsewhere, so that the tool shows the same predictions.
 
     Show ``tool.widget`` in a notebook; ``tool.load_path(path)`` and ``tool.load_bytes(name, data)`` load a
     picture from code; ``tool.figure()`` is the current view as a plain Figure (a static copy for readers
@@ -88,10 +113,17 @@ class PhotoPredictor:
     ``tool.probability`` (float [H, W], one-class models) and ``tool.labels`` (int64 [H, W]) hold what is shown.
     """
 
-    def __init__(self, model: nn.Module, size: Sequence[int], threshold: float = 0.5, tta: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        size: Sequence[int],
+        threshold: float = 0.5,
+        tta: bool = False,
+        amp_dtype: torch.dtype | None = None,
+    ):
         if len(size) != 2 or min(size) < 1:
             raise InputError(f"size: expected (height, width) of the network's pictures, got {tuple(size)}")
-        self.model, self.size = model, (int(size[0]), int(size[1]))
+        self.model, self.size, self.amp_dtype = model, (int(size[0]), int(size[1])), amp_dtype
         self.name: str | None = None
         self.photo: torch.Tensor | None = None
         self._logits: torch.Tensor | None = None  # (C, H, W): kept, so the threshold slider needs no new forward pass
@@ -136,7 +168,7 @@ class PhotoPredictor:
 
     def _set_photo(self, name: str, photo: torch.Tensor) -> None:
         self.info.value = html.escape(f"{name}: running the network ...", quote=False)
-        logits = photo_logits(self.model, photo, self.size, self.tta.value)
+        logits = photo_logits(self.model, photo, self.size, self.tta.value, self.amp_dtype)
         if logits.shape[0] > NUM_CLASSES:
             raise InputError(f"model: predicts {logits.shape[0]} classes; this tool colours at most {NUM_CLASSES}")
         self._logits = logits
@@ -196,7 +228,7 @@ class PhotoPredictor:
 
     def _summary(self) -> str:
         height, width = self.photo.shape[-2:]
-        seen = f"{width}x{height} pixels, seen by the network at {self.size[1]}x{self.size[0]}"
+        seen = f"{height}x{width} pixels (HxW), seen by the network at {self.size[0]}x{self.size[1]}"
         if self.probability is None:
             classes = ", ".join(map(str, self.labels.unique().tolist()))
             return f"{self.name}: {seen}; classes present: {classes}"
@@ -211,10 +243,7 @@ class PhotoPredictor:
 
     def _redraw(self) -> None:
         self.info.value = html.escape(self._summary(), quote=False)
-        fig = self.figure()
-        with self.output:
-            clear_output(wait=True)  # keep the old picture until the new one is ready: no flicker
-            display(fig)
+        self.output.outputs = (figure_output(self.figure(), self.name),)  # replaced at once: no flicker
 
     def state(self) -> dict:
         """What is on screen: the picture's name and size ``(H, W)``, the threshold, the car share, titles, the info line."""
