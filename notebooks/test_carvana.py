@@ -27,7 +27,7 @@
 #
 # It reads the checkpoint that `train_carvana` wrote (the newest run under
 # `models/notebooks/carvana`); run alone, it takes the newest one from the command line or the demo,
-# or trains a small one first (a minute on the CPU). Without a GPU the notebook runs its quick
+# or trains a small one first (seconds in quick mode, its log says how long). Without a GPU the notebook runs its quick
 # profile (small sample data); `UNET_QUICK=0` or `1` forces either.
 #
 # **Sizes** are written height x width (HxW), the order in which PyTorch stores a picture: 64x96 is 64 rows
@@ -236,7 +236,7 @@ if same_run and THRESHOLD == config.threshold:
 # The Dice above is a mean over photos. One pass over the validation photos counts, for each photo
 # and for each threshold from 0.05 to 0.95, its true and false positives and negatives
 # (`sweep_thresholds`). It counts with the same `BinaryCounts` as the evaluation above, in the same
-# precision, so at the chosen threshold it gives exactly the same scores (the `assert` checks it).
+# precision, so at the chosen threshold it gives the same Dice (the `assert` checks it).
 
 # %%
 sweep = sweep_thresholds(model, val_loader, sorted({*DEFAULT_THRESHOLDS, THRESHOLD}), amp_dtype=precision.dtype)
@@ -331,11 +331,11 @@ for row in analysis["by_size"]:
     )
 
 # %% [markdown]
-# How to read it: the band is a thin strip, a small share of the picture. On the line that starts
-# "all N photos:" (N the number of validation photos), the first share is the band's share of the wrong pixels,
+# How to read it: the band is a strip along the outline. On the line that starts "all N photos:" (N the
+# number of validation photos), the first share is the band's share of the wrong pixels,
 # the second its share of all pixels: when the first is much larger, the band holds most of the wrong
 # pixels, and the line under it (marked `->`) says which is the case here. Such errors are the
-# outline drawn a pixel or two off: in quick mode, at 64x96, one pixel is five pixels of the photo, so the small
+# outline drawn a pixel or two off: in quick mode, at 64x96, one pixel covers 5x5 pixels of the photo, so the small
 # picture size, not the network's understanding of a car, limits the score (training at a larger size is
 # the fix). Wrong pixels in the interior are the real mistakes: a window taken for background, a shadow
 # taken for car.
@@ -536,7 +536,7 @@ print(f"the mean gain is {verdict} two standard errors (for this model, on these
 # that differ only in their seed are equally good recipes, so whatever separates their scores is noise:
 # it tells how large a difference between two models must be before it means anything. The cell trains
 # the twin of the checkpoint with `seed=1` (`dataclasses.replace(config, seed=1)`, everything else the
-# same; in quick mode a few seconds an epoch) into a folder of its own under `models/notebooks/`, or
+# same; in quick mode about a second or two an epoch) into a folder of its own under `models/notebooks/`, or
 # reuses such a run when one with the same settings is there.
 
 # %%

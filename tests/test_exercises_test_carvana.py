@@ -44,6 +44,7 @@ def test_exercise_1(capsys):
     assert not check_exercise_1(0.5, pred, mask)
     assert "Hint" in capsys.readouterr().out
     assert check_exercise_1(2 * tp / (2 * tp + fp + fn), pred, mask)
+    assert check_exercise_1(round(2 * tp / (2 * tp + fp + fn), 4), pred, mask)  # as the notebook's table prints it
 
 
 def test_exercise_2(capsys):
@@ -134,6 +135,8 @@ def test_exercise_5(capsys):
     assert "contains 0" in capsys.readouterr().out
     assert not check_exercise_5([False, True], intervals)
     assert "Hint" in capsys.readouterr().out
+    assert not check_exercise_5([None, True, True], intervals)  # not an answer: each must be True or False
+    assert "True or False" in capsys.readouterr().out
 
 
 def test_exercise_6(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -26,7 +27,7 @@ def check_exercise_1(answer, pred: torch.Tensor, mask: torch.Tensor) -> bool:
 
     def judge(answer) -> str | None:
         value = float(answer)
-        if abs(value - expected) < 1e-6:
+        if abs(value - expected) < 1e-6 or abs(value - round(expected, 4)) < 1e-9:  # or as the table rounds it
             return None
         if abs(value - tp / (tp + fp + fn)) < 1e-6:
             return "that is the IoU, TP / (TP + FP + FN); the Dice counts TP twice: 2 TP / (2 TP + FP + FN)"
@@ -113,6 +114,8 @@ def check_exercise_3(
     honest = on_second[chosen]
 
     def judge(answer) -> str | None:
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in answer):
+            return f"write (threshold, dice) as two numbers, not {answer!r}"
         threshold, dice = float(answer[0]), float(answer[1])
         nearest = min(thresholds, key=lambda t: abs(t - threshold))
         if abs(nearest - threshold) > 1e-9:
@@ -123,7 +126,7 @@ def check_exercise_3(
             return f"on car {names[0]}, another threshold gives a higher mean Dice: take the best one there"
         if abs(dice - on_first[nearest]) < 1e-4 < abs(dice - on_second[nearest]):
             return f"that is the Dice on car {names[0]}, where you chose; measure it on car {names[1]}"
-        if abs(dice - on_second[nearest]) > 1e-4:
+        if abs(dice - on_second[nearest]) > 1e-4 and abs(dice - round(on_second[nearest], 3)) > 1e-9:
             return f"the mean of the per-photo Dice of car {names[1]}'s photos at your threshold"
         return None
 
@@ -185,7 +188,9 @@ def check_exercise_5(answer, intervals: Sequence[tuple[float, float]]) -> bool:
     expected = [not (low <= 0 <= high) for low, high in intervals]
 
     def judge(answer) -> str | None:
-        answer = [bool(a) for a in answer]
+        if not all(isinstance(a, bool) for a in answer):
+            return f"write True or False for each interval, not {list(answer)!r}"
+        answer = list(answer)
         if len(answer) != len(intervals):
             return f"one True or False for each of the {len(intervals)} intervals"
         if answer == expected:
