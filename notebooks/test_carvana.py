@@ -663,8 +663,8 @@ plt.close(fig)
 
 # %% [markdown]
 # **Exercise 6: the interval without resampling.** The bootstrap needs no formula, but for a mean there is
-# one: mean ± 1.96 s / sqrt(N), with s the standard deviation of the N differences (the central limit
-# theorem). Compute it for `twin_scores - scores` and answer `(low, high)`.
+# one: mean ± 1.96 s / sqrt(N), with s the sample standard deviation of the N differences (dividing by
+# N − 1; the central limit theorem). Compute it for `twin_scores - scores` and answer `(low, high)`.
 # Expected: near the bootstrap interval printed above, but not equal to it: the check computes the
 # formula with plain Python and wants it to 6 decimals, so copying the bootstrap's ends is refused (they
 # come from resampling, and move a little with the random draws).

@@ -448,11 +448,12 @@ for line in findings:
 print(f"{len(findings)} finding(s)" if findings else "doctor: nothing to report")
 
 # %% [markdown]
-# **"Never predicted right"** means: at the best epoch, not one validation pixel of that class was
-# given that class, so its IoU is 0. The network may still *say* the class somewhere, but only on
+# **"Never predicted right"** means: not one validation pixel of that class was given that class, so
+# its IoU is 0; `train`'s line reads the best epoch, the doctor's the last (when the best epoch is not
+# the last, the two lists may differ). The network may still *say* the class somewhere, but only on
 # other classes' pixels. It happens to the rare and thin classes: the rarest are a fraction of a
-# percent of the labelled training pixels (printed under the frequency figure), so getting them right lowers the summed loss far less than getting road and
-# building right, and a short run on a few small pictures never gets there. Two cures, besides more
+# percent of the labelled training pixels (printed under the frequency figure), so getting them right
+# lowers the summed loss far less than getting road and building right, and a short run on a few small pictures never gets there. Two cures, besides more
 # epochs and more pictures:
 #
 # - **class weights.** `recipe(RECIPE, class_weights="median-frequency")` (`--class-weights

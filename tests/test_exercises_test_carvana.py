@@ -126,6 +126,8 @@ def test_exercise_4(capsys):
     assert check_exercise_4(mean_dice(tta), model, images, masks, 0.5, None)
     assert not check_exercise_4(mean_dice(plain), model, images, masks, 0.5, None)
     assert "without TTA" in capsys.readouterr().out
+    assert not check_exercise_4(mean_dice(tta) + 3e-4, model, images, masks, 0.5, None)  # e.g. at the photo's size
+    assert "close" in capsys.readouterr().out
 
 
 def test_exercise_5(capsys):

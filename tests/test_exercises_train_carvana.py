@@ -60,6 +60,7 @@ def test_exercise_2_a_flip_mirrors_the_centre_and_keeps_the_share(capsys):
     refused(capsys, check_exercise_2, (2, 6 / 40), image, mask, hint="before the flip")
     refused(capsys, check_exercise_2, (8, 6 / 40), image, mask, hint="one column off")
     refused(capsys, check_exercise_2, (5, 6 / 40), image, mask, hint="W - 1 - c")
+    refused(capsys, check_exercise_2, (10 - 1 - 2, 100 * 6 / 40), image, mask, hint="in percent")
     refused(capsys, check_exercise_2, (7, 0.5), image, mask, hint="add or remove")
 
 
@@ -71,6 +72,7 @@ def test_exercise_3_a_double_conv_block_s_parameters(capsys):
     refused(capsys, check_exercise_3, by_hand - 128, hint="BatchNorm")
     refused(capsys, check_exercise_3, 32 * 64 * 9 + 64 * 64 * 9 + 64, hint="both BatchNorms")
     refused(capsys, check_exercise_3, 1000, hint="add")
+    refused(capsys, check_exercise_3, by_hand + 0.9, hint="whole number")
     assert check_exercise_3(3 * 64 * 9 + 2 * 64 + 64 * 64 * 9 + 64 + 2 * 64, 3, 64)  # downs.0 of the original: 38,912
     capsys.readouterr()
 

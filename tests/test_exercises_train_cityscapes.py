@@ -72,7 +72,8 @@ def test_exercise_3_median_frequency_weights(capsys):
     refused(capsys, check_exercise_3, [1.0] * 5, pixels)
     assert check_exercise_3([0.317, 0.633, 2.38, 9.5, 0], pixels)  # as the success message prints them
     assert check_exercise_3([0.32, 0.63, 2.4, 9.5, 0], pixels)  # two significant figures
-    refused(capsys, check_exercise_3, [0.3, 0.6, 2, 9, 0], pixels, hint="rounded too coarsely")
+    refused(capsys, check_exercise_3, [0.3, 0.6, 2, 10, 0], pixels, hint="rounded too coarsely")  # 1 figure
+    refused(capsys, check_exercise_3, [0.3, 0.6, 2.3, 9.3, 0], pixels, hint="median")  # wrong sums, not rounding
 
 
 def test_exercise_4_one_class_everywhere(capsys):

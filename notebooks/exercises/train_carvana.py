@@ -67,6 +67,8 @@ def check_exercise_2(answer, image: torch.Tensor, mask: torch.Tensor) -> bool:
             if abs(got_centre - (width - before)) <= 0.05:
                 return "one column off: columns count from 0, so column c goes to W - 1 - c, not W - c"
             return "column c of a picture W columns wide goes to column W - 1 - c; the mean column moves the same way"
+        if abs(got_share - 100 * share) <= 0.1:
+            return "the share is right but in percent: write it as a fraction of 1 (e.g. 0.25 for 25 %)"
         return "a flip moves pixels; does it add or remove any car pixel?"
 
     right = (
@@ -81,6 +83,8 @@ def check_exercise_3(answer, in_channels: int = 32, out_channels: int = 64) -> b
     expected = count_parameters(DoubleConv(in_channels, out_channels))
 
     def judge(answer) -> str | None:
+        if not isinstance(answer, numbers.Integral) or isinstance(answer, bool):
+            return f"a count of parameters is a whole number: write it as an int, not {answer!r}"
         missing = expected - int(answer)
         if missing == 0:
             return None

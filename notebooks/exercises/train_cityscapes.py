@@ -77,7 +77,8 @@ def check_exercise_3(answer, pixels: Sequence[int]) -> bool:
             return "take the median over the classes that have pixels only (and give an absent class 0)"
         if not np.all(np.abs(got[counts == 0]) < 1e-3):
             return "a class without pixels gets weight 0 (there is nothing of it to weigh)"
-        if np.allclose(got, right, rtol=0.2, atol=1e-3):
+        one_figure = np.array([float(f"{w:.1g}") for w in right])  # each weight rounded to 1 significant figure
+        if np.allclose(got, one_figure, rtol=1e-6, atol=1e-9):
             return "close, but rounded too coarsely: give each weight to 2-3 significant figures"
         return "freq = pixels / total; weight = median(freq of the classes present) / freq"
 
